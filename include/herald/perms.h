@@ -1,0 +1,51 @@
+/* perms: the subject-permission table (contract §2).
+ * Owns roles with subscribe/publish allow/deny lists, the {sub} and
+ * {claim:NAME} templates, and the decisions built on them: may a principal
+ * subscribe to a pattern, receive a subject, publish to a subject.
+ * Pure: no I/O, no globals. A perms_table is immutable once built and may be
+ * read from any thread; a perms_set belongs to one session (or request). */
+#ifndef HERALD_PERMS_H
+#define HERALD_PERMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+/* Compiled "permissions.roles". Created by perms_table_new, freed by its
+ * creator with perms_table_free (after every perms_set built from it). */
+typedef struct perms_table perms_table;
+
+/* One principal's rules with its templates expanded. Created by
+ * perms_set_new, freed by its owner (a session) with perms_set_free. */
+typedef struct perms_set perms_set;
+
+/* Called once per configuration problem; `path` is relative to the object
+ * given to perms_table_new ("user.subscribe.allow[1]"). */
+typedef void (*perms_report_fn)(void *ctx, const char *path, const char *msg);
+
+/* Build the table from a JSON object {name: {subscribe:{allow,deny},
+ * publish:{allow,deny}}}. NULL `roles` gives the contract default
+ * ({"anonymous":{"subscribe":{"allow":["public.>"]}}}). Every problem is
+ * reported (unknown keys, bad role names, invalid patterns, unknown
+ * placeholders); returns NULL if there was any. */
+perms_table *perms_table_new(const json_t *roles, perms_report_fn report, void *ctx);
+void perms_table_free(perms_table *t);
+
+bool perms_table_has_role(const perms_table *t, const char *name);
+
+/* Expand the rules of `roles` (unknown names grant nothing) for a principal
+ * whose token claims are `claims` (may be NULL: templates then match
+ * nothing). Returns NULL only on allocation failure. */
+perms_set *perms_set_new(const perms_table *t, const char *const *roles, size_t nroles,
+                         const json_t *claims);
+void perms_set_free(perms_set *s);
+
+/* Subscribe to a valid pattern: some role has an allow A containing it and
+ * no deny of that same role containing it wholly. */
+bool perms_can_subscribe(const perms_set *s, const char *pattern, size_t len);
+
+/* Deliver / publish a literal subject: some role allows it and does not deny it. */
+bool perms_can_deliver(const perms_set *s, const char *subject, size_t len);
+bool perms_can_publish(const perms_set *s, const char *subject, size_t len);
+
+#endif
