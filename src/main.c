@@ -1,13 +1,233 @@
-/* main: command line and process lifecycle. */
+/* main: command line, startup order, signals and shutdown order. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "herald/bus.h"
+#include "herald/config.h"
+#include "herald/http.h"
+#include "herald/log.h"
+#include "herald/metrics.h"
+#include "herald/netutil.h"
+#include "herald/ws.h"
+
+typedef struct {
+    hr_config *cfg;
+    metrics *metrics;
+    bus *bus;
+    http_server *http;
+    ws_server *ws;
+    int64_t started_ms;
+    atomic_bool done;
+} app;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: herald [--config FILE]   run (FILE also from HERALD_CONFIG)\n"
+               "       herald --check-config FILE\n"
+               "       herald --version\n");
+}
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The installed share/herald/<what>, or the source tree's copy when running
+ * from the build tree (the binary sits next to CMakeCache.txt). */
+static void default_data_dir(char *out, size_t len, const char *source_dir, const char *what)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char probe[PATH_MAX + 32];
+            snprintf(probe, sizeof probe, "%s/CMakeCache.txt", exe);
+            if (access(probe, F_OK) == 0 && is_dir(source_dir)) {
+                snprintf(out, len, "%s", source_dir);
+                return;
+            }
+            snprintf(probe, sizeof probe, "%s/../share/herald/%s", exe, what);
+            if (is_dir(probe)) {
+                snprintf(out, len, "%s", probe);
+                return;
+            }
+        }
+    }
+    snprintf(out, len, "/usr/local/share/herald/%s", what);
+}
+
+static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
+{
+    app *a = ctx;
+    metrics_appendf(b, l, cap,
+                    "# HELP herald_uptime_seconds Seconds since herald started.\n"
+                    "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",
+                    (double)(net_now_ms() - a->started_ms) / 1000.0);
+}
+
+static void *shutdown_main(void *arg)
+{
+    app *a = arg;
+    int ms = a->cfg->shutdown_timeout_s * 1000;
+    /* Order: stop taking HTTP work and finish it; close WebSocket sessions
+     * with 1001; then drain NATS, which nothing uses any more. */
+    http_stop(a->http, ms * 6 / 10);
+    a->http = NULL;
+    ws_stop(a->ws, ms * 2 / 10);
+    a->ws = NULL;
+    bus_free(a->bus, ms * 2 / 10);
+    a->bus = NULL;
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+static int check_config(const char *path)
+{
+    config_problems probs = {0};
+    hr_config *cfg = config_load(path, env_lookup, &probs);
+    for (size_t i = 0; i < probs.n; i++)
+        fprintf(stderr, "%s\n", probs.lines[i]);
+    config_problems_free(&probs);
+    if (!cfg)
+        return 2;
+    config_free(cfg);
+    printf("%s: configuration OK\n", path);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("herald %s\n", HERALD_VERSION);
-        return 0;
+    const char *config_path = getenv("HERALD_CONFIG");
+    if (config_path && !*config_path)
+        config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("herald %s\n", HERALD_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--check-config") == 0 && i + 1 < argc) {
+            return check_config(argv[i + 1]);
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
     }
-    fprintf(stderr, "usage: herald [--version]\n");
-    return 2;
+
+    config_problems probs = {0};
+    hr_config *cfg = config_load(config_path, env_lookup, &probs);
+    if (!cfg) {
+        for (size_t i = 0; i < probs.n; i++)
+            log_error("invalid configuration", "{s:s}", "problem", probs.lines[i]);
+        config_problems_free(&probs);
+        return 2;
+    }
+    log_set_level((log_level)cfg->log_level);
+
+    /* Signals are taken by sigwait in this thread only; every thread created
+     * from here on inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+
+    app a = {.cfg = cfg, .started_ms = net_now_ms()};
+    int rc = 1;
+    char err[256] = "";
+    char static_dir[PATH_MAX], openapi_dir[PATH_MAX];
+    if (cfg->static_dir)
+        snprintf(static_dir, sizeof static_dir, "%s", cfg->static_dir);
+    else
+        default_data_dir(static_dir, sizeof static_dir, HERALD_SOURCE_STATIC_DIR, "static");
+    const char *oa_env = getenv("HERALD_OPENAPI_DIR");
+    if (oa_env && *oa_env)
+        snprintf(openapi_dir, sizeof openapi_dir, "%s", oa_env);
+    else
+        default_data_dir(openapi_dir, sizeof openapi_dir, HERALD_SOURCE_OPENAPI_DIR, "openapi");
+
+    a.metrics = metrics_new();
+    if (!a.metrics)
+        goto out;
+    const char *version[] = {HERALD_VERSION};
+    metrics_set(metrics_cell_get(metrics_gauge(a.metrics, "herald_build_info",
+                                               "Build information; always 1.", "version"),
+                                 version),
+                1);
+    metrics_add_collector(a.metrics, collect_uptime, &a);
+
+    if (bus_new(&a.bus, cfg, a.metrics) != HR_OK)
+        goto out;
+    ws_deps wd = {cfg, a.bus, a.metrics};
+    if (ws_start(&a.ws, &wd, err, sizeof err) != HR_OK) {
+        log_error("cannot start the WebSocket listener", "{s:s}", "error", err);
+        goto out;
+    }
+    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir};
+    if (http_start(&a.http, &hd, err, sizeof err) != HR_OK) {
+        log_error("cannot start the HTTP listener", "{s:s}", "error", err);
+        goto out;
+    }
+    char http_url[128], ws_url[128];
+    snprintf(http_url, sizeof http_url, "http://%s:%d/", cfg->http_listen.host,
+             http_port(a.http));
+    snprintf(ws_url, sizeof ws_url, "ws://%s:%d/v1/ws", cfg->ws_listen.host,
+             cfg->ws_listen.port);
+    log_info("herald started", "{s:s, s:s, s:s, s:s}", "version", HERALD_VERSION, "http",
+             http_url, "ws", ws_url, "static_dir", static_dir);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("shutting down", "{s:s, s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+             "timeout_s", cfg->shutdown_timeout_s);
+    pthread_t t;
+    if (pthread_create(&t, NULL, shutdown_main, &a) != 0)
+        _exit(1);
+    int64_t deadline = net_now_ms() + (int64_t)cfg->shutdown_timeout_s * 1000;
+    struct timespec tick = {0, 50 * 1000 * 1000};
+    while (!atomic_load(&a.done)) {
+        if (sigtimedwait(&sigs, NULL, &tick) > 0) {
+            log_warn("second signal: exiting at once", NULL);
+            _exit(1);
+        }
+        if (net_now_ms() > deadline) {
+            log_warn("shutdown timeout reached: exiting", NULL);
+            _exit(0);
+        }
+    }
+    pthread_join(t, NULL);
+    rc = 0;
+    log_info("herald stopped", NULL);
+out:
+    http_stop(a.http, 0);
+    ws_stop(a.ws, 0);
+    bus_free(a.bus, 0);
+    nats_Close();
+    metrics_free(a.metrics);
+    config_free(cfg);
+    return rc;
 }

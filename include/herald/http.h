@@ -1,0 +1,36 @@
+/* http: the HTTP API listener (libmicrohttpd, internal epoll thread pool).
+ * Owns the MHD daemon, routing (404 unknown route, 405 + Allow wrong method),
+ * problem+json errors, request accounting, and the operational routes:
+ * /healthz, /readyz, /metrics, /openapi.json, /asyncapi.json, /docs, / and
+ * /static/ (files under the static directory only). Created and stopped by
+ * main; handlers run on MHD's worker threads. */
+#ifndef HERALD_HTTP_H
+#define HERALD_HTTP_H
+
+#include "herald/bus.h"
+#include "herald/config.h"
+#include "herald/metrics.h"
+#include "herald/status.h"
+
+typedef struct http_server http_server;
+
+/* Everything the HTTP side reads; all pointers outlive the server. */
+typedef struct {
+    const hr_config *cfg;
+    bus *bus;
+    metrics *metrics;
+    const char *static_dir;  /* resolved directory served at / and /static/ */
+    const char *openapi_dir; /* directory holding openapi.json and asyncapi.json */
+} http_deps;
+
+/* Open the listener and start serving. On failure writes a one-line reason. */
+hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t errlen);
+
+/* The bound port (useful with port 0). */
+int http_port(const http_server *s);
+
+/* Shutdown: stop accepting, let in-flight requests finish (bounded by
+ * timeout_ms), then stop the daemon and free. */
+void http_stop(http_server *s, int timeout_ms);
+
+#endif

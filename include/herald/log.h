@@ -1,0 +1,26 @@
+/* log: one JSON object per line on stderr ({"ts","level","msg",...fields}).
+ * Thread-safe; each line is written with one write(2). Never pass secrets,
+ * tokens or signatures as fields. */
+#ifndef HERALD_LOG_H
+#define HERALD_LOG_H
+
+#include <stdbool.h>
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+
+/* Parse "debug" | "info" | "warn" | "error"; false if unknown. */
+bool log_level_parse(const char *s, log_level *out);
+/* Set the minimum level written (set once at startup; read atomically). */
+void log_set_level(log_level lvl);
+bool log_enabled(log_level lvl);
+
+/* Write one line. `fields` is a jansson json_pack() format for an object
+ * ("{s:s, s:i}") followed by its arguments, or NULL for no fields. */
+void log_msg(log_level lvl, const char *msg, const char *fields, ...);
+
+#define log_debug(msg, ...) log_msg(LOG_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...)  log_msg(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)  log_msg(LOG_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_msg(LOG_ERROR, msg, __VA_ARGS__)
+
+#endif

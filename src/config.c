@@ -1,0 +1,1117 @@
+/* config: JSON configuration → hr_config, with every problem reported by path. */
+#include "herald/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "herald/log.h"
+#include "herald/subject.h"
+
+#define PATH_MAX_LEN 256
+
+typedef struct {
+    config_problems *probs;
+    config_env_fn env;
+} ctx_t;
+
+/* ---- problems ---------------------------------------------------------- */
+
+static void problems_push(config_problems *p, char *line)
+{
+    if (!line)
+        return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 8;
+        char **l = realloc(p->lines, cap * sizeof *l);
+        if (!l) {
+            free(line);
+            return;
+        }
+        p->lines = l;
+        p->cap = cap;
+    }
+    p->lines[p->n++] = line;
+}
+
+static void problem(ctx_t *c, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *line = NULL;
+    if (asprintf(&line, "%s: %s", path && *path ? path : "(root)", msg) < 0)
+        line = NULL;
+    problems_push(c->probs, line);
+}
+
+void config_problems_free(config_problems *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->lines[i]);
+    free(p->lines);
+    memset(p, 0, sizeof *p);
+}
+
+static void join(char *out, const char *base, const char *key)
+{
+    if (base && *base)
+        snprintf(out, PATH_MAX_LEN, "%s.%s", base, key);
+    else
+        snprintf(out, PATH_MAX_LEN, "%s", key);
+}
+
+static void join_idx(char *out, const char *base, size_t i)
+{
+    snprintf(out, PATH_MAX_LEN, "%s[%zu]", base, i);
+}
+
+/* ---- typed getters ------------------------------------------------------ */
+
+/* Report keys of `obj` that are not in the NULL-terminated `allowed` list. */
+static void check_keys(ctx_t *c, const json_t *obj, const char *path, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, k) == 0)
+                ok = true;
+        if (!ok) {
+            char p[PATH_MAX_LEN];
+            join(p, path, k);
+            problem(c, p, "unknown key");
+        }
+    }
+}
+
+/* An object member that must itself be an object; NULL if absent or wrong. */
+static const json_t *get_obj(ctx_t *c, const json_t *obj, const char *key, const char *path)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v)
+        return NULL;
+    char p[PATH_MAX_LEN];
+    join(p, path, key);
+    if (!json_is_object(v)) {
+        problem(c, p, "must be an object");
+        return NULL;
+    }
+    return v;
+}
+
+static int64_t get_int(ctx_t *c, const json_t *obj, const char *key, const char *path, int64_t min,
+                       int64_t max, int64_t def)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v)
+        return def;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        char p[PATH_MAX_LEN];
+        join(p, path, key);
+        problem(c, p, "must be an integer between %lld and %lld", (long long)min, (long long)max);
+        return def;
+    }
+    return json_integer_value(v);
+}
+
+static bool get_bool(ctx_t *c, const json_t *obj, const char *key, const char *path, bool def)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v)
+        return def;
+    if (!json_is_boolean(v)) {
+        char p[PATH_MAX_LEN];
+        join(p, path, key);
+        problem(c, p, "must be true or false");
+        return def;
+    }
+    return json_is_true(v);
+}
+
+/* A non-empty string, strdup'ed; `def` (may be NULL) when absent. */
+static char *get_str(ctx_t *c, const json_t *obj, const char *key, const char *path,
+                     const char *def)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v || (json_is_null(v) && !def))
+        return def ? strdup(def) : NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        char p[PATH_MAX_LEN];
+        join(p, path, key);
+        problem(c, p, "must be a non-empty string");
+        return def ? strdup(def) : NULL;
+    }
+    return strdup(json_string_value(v));
+}
+
+/* One of `choices` (NULL-terminated); returns its index or `def`. */
+static int get_enum(ctx_t *c, const json_t *obj, const char *key, const char *path,
+                    const char *const *choices, int def)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v)
+        return def;
+    if (json_is_string(v)) {
+        for (int i = 0; choices[i]; i++)
+            if (strcmp(choices[i], json_string_value(v)) == 0)
+                return i;
+    }
+    char p[PATH_MAX_LEN], list[256] = "";
+    join(p, path, key);
+    for (int i = 0; choices[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, choices[i], sizeof list - strlen(list) - 1);
+    }
+    problem(c, p, "must be one of %s", list);
+    return def;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* An array of non-empty strings. Returns false (and reports) if malformed.
+ * Absent → *out NULL, *n 0, true. `check` may validate each entry. */
+typedef bool (*str_check_fn)(ctx_t *c, const char *path, const char *s);
+
+static bool get_strv(ctx_t *c, const json_t *obj, const char *key, const char *path, char ***out,
+                     size_t *n, str_check_fn check)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v)
+        return true;
+    char p[PATH_MAX_LEN];
+    join(p, path, key);
+    if (!json_is_array(v)) {
+        problem(c, p, "must be an array of strings");
+        return false;
+    }
+    size_t len = json_array_size(v);
+    char **arr = calloc(len ? len : 1, sizeof *arr);
+    if (!arr)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < len; i++) {
+        json_t *e = json_array_get(v, i);
+        char ep[PATH_MAX_LEN];
+        join_idx(ep, p, i);
+        if (!json_is_string(e) || json_string_length(e) == 0 ||
+            strlen(json_string_value(e)) != json_string_length(e)) {
+            problem(c, ep, "must be a non-empty string");
+            ok = false;
+            continue;
+        }
+        if (check && !check(c, ep, json_string_value(e))) {
+            ok = false;
+            continue;
+        }
+        arr[(*n)++] = strdup(json_string_value(e));
+    }
+    if (!ok) {
+        free_strv(arr, *n);
+        *n = 0;
+        return false;
+    }
+    *out = arr;
+    return true;
+}
+
+/* Resolve an environment variable holding a secret: set and non-empty. */
+static char *env_secret(ctx_t *c, const char *path, const char *var)
+{
+    const char *v = c->env(var);
+    if (!v || !*v) {
+        problem(c, path, "environment variable %s is %s", var, v ? "empty" : "not set");
+        return NULL;
+    }
+    return strdup(v);
+}
+
+/* A secret given inline as `key` or by name as `key_env` (exactly one).
+ * Returns the resolved value, or NULL (absent when *present is false). */
+static char *get_secret(ctx_t *c, const json_t *obj, const char *key, const char *path,
+                        bool *present)
+{
+    char env_key[64];
+    snprintf(env_key, sizeof env_key, "%s_env", key);
+    json_t *inl = json_object_get(obj, key), *env = json_object_get(obj, env_key);
+    *present = inl || env;
+    char p[PATH_MAX_LEN];
+    if (inl && env) {
+        join(p, path, key);
+        problem(c, p, "give either %s or %s, not both", key, env_key);
+        return NULL;
+    }
+    if (inl)
+        return get_str(c, obj, key, path, NULL);
+    if (!env)
+        return NULL;
+    join(p, path, env_key);
+    if (!json_is_string(env) || json_string_length(env) == 0) {
+        problem(c, p, "must be the name of an environment variable");
+        return NULL;
+    }
+    return env_secret(c, p, json_string_value(env));
+}
+
+/* ---- value checks ------------------------------------------------------- */
+
+bool config_parse_listen(const char *s, hr_listen *out)
+{
+    const char *colon;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return false;
+        hlen = (size_t)(end - s - 1);
+        if (hlen == 0 || hlen >= sizeof out->host)
+            return false;
+        memcpy(out->host, s + 1, hlen);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return false;
+        hlen = (size_t)(colon - s);
+        if (hlen == 0 || hlen >= sizeof out->host)
+            return false;
+        memcpy(out->host, s, hlen);
+    }
+    out->host[hlen] = '\0';
+    for (size_t i = 0; i < hlen; i++) {
+        unsigned char ch = (unsigned char)out->host[i];
+        if (!isalnum(ch) && ch != '.' && ch != ':' && ch != '-' && ch != '%')
+            return false;
+    }
+    const char *ps = colon + 1;
+    if (!*ps || strlen(ps) > 5)
+        return false;
+    long port = 0;
+    for (const char *q = ps; *q; q++) {
+        if (!isdigit((unsigned char)*q))
+            return false;
+        port = port * 10 + (*q - '0');
+    }
+    if (port > 65535)
+        return false;
+    out->port = (int)port;
+    return true;
+}
+
+static void get_listen(ctx_t *c, const json_t *obj, const char *path, const char *def,
+                       hr_listen *out)
+{
+    config_parse_listen(def, out);
+    json_t *v = obj ? json_object_get(obj, "listen") : NULL;
+    if (!v)
+        return;
+    char p[PATH_MAX_LEN];
+    join(p, path, "listen");
+    if (!json_is_string(v) || !config_parse_listen(json_string_value(v), out)) {
+        problem(c, p, "must be \"host:port\" (IPv6 as \"[addr]:port\", port 0-65535)");
+        config_parse_listen(def, out);
+    }
+}
+
+static bool check_name(ctx_t *c, const char *path, const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= 64 && (islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]));
+    for (size_t i = 1; ok && i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        ok = islower(ch) || isdigit(ch) || ch == '_' || ch == '-';
+    }
+    if (!ok)
+        problem(c, path, "name \"%s\" must match [a-z0-9][a-z0-9_-]{0,63}", s);
+    return ok;
+}
+
+static bool check_pattern(ctx_t *c, const char *path, const char *s)
+{
+    if (!subject_pattern_valid(s, strlen(s))) {
+        problem(c, path, "invalid subject pattern \"%s\"", s);
+        return false;
+    }
+    return true;
+}
+
+static bool check_url(ctx_t *c, const char *path, const char *s)
+{
+    static const char *const schemes[] = {"nats://", "tls://", "ws://", "wss://", NULL};
+    for (int i = 0; schemes[i]; i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0 && s[strlen(schemes[i])])
+            return true;
+    problem(c, path, "must be a nats://, tls://, ws:// or wss:// URL");
+    return false;
+}
+
+static bool check_origin(ctx_t *c, const char *path, const char *s)
+{
+    if (strcmp(s, "null") == 0)
+        return true;
+    const char *sep = strstr(s, "://");
+    bool ok = sep && sep > s && sep[3] && !strchr(sep + 3, '/');
+    if (!ok)
+        problem(c, path, "must be an origin like \"https://app.example.com\" or \"null\"");
+    return ok;
+}
+
+static bool check_hex64(ctx_t *c, const char *path, const char *s)
+{
+    bool ok = strlen(s) == 64;
+    for (size_t i = 0; ok && i < 64; i++)
+        ok = isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f');
+    if (!ok)
+        problem(c, path, "must be a lowercase hex SHA-256 digest (64 characters)");
+    return ok;
+}
+
+static bool check_content_type(ctx_t *c, const char *path, const char *s)
+{
+    const char *slash = strchr(s, '/');
+    bool ok = slash && slash > s && slash[1] && !strchr(s, ' ') && !strchr(s, ';');
+    if (!ok)
+        problem(c, path, "must be a media type like \"application/json\"");
+    return ok;
+}
+
+/* Webhook templates: literal text plus {source}, {header:Name}, {json:/ptr}
+ * and the multi-token forms {+header:Name}, {+json:/ptr}. When `subject` is
+ * set, the result with every placeholder replaced by one token must be a
+ * valid subject. */
+static bool check_template(ctx_t *c, const char *path, const char *t, bool subject)
+{
+    char sample[2048];
+    size_t n = 0;
+    bool ok = true;
+    for (const char *p = t; *p;) {
+        if (*p == '}') {
+            problem(c, path, "unbalanced '}'");
+            return false;
+        }
+        if (*p != '{') {
+            if (n + 1 < sizeof sample)
+                sample[n++] = *p;
+            p++;
+            continue;
+        }
+        const char *end = strchr(p, '}');
+        if (!end) {
+            problem(c, path, "unterminated placeholder");
+            return false;
+        }
+        char ph[256];
+        size_t len = (size_t)(end - p + 1);
+        if (len >= sizeof ph) {
+            problem(c, path, "placeholder too long");
+            return false;
+        }
+        memcpy(ph, p, len);
+        ph[len] = '\0';
+        const char *body = ph + 1;
+        if (*body == '+')
+            body++;
+        bool good = false;
+        if (strcmp(ph, "{source}") == 0) {
+            good = true;
+        } else if (strncmp(body, "header:", 7) == 0) {
+            const char *h = body + 7;
+            good = *h != '}';
+            for (; *h && *h != '}'; h++)
+                if (!isalnum((unsigned char)*h) && *h != '-' && *h != '_')
+                    good = false;
+        } else if (strncmp(body, "json:", 5) == 0) {
+            good = body[5] == '/';
+        }
+        if (!good) {
+            problem(c, path, "unknown placeholder %s", ph);
+            ok = false;
+        }
+        if (n + 1 < sizeof sample)
+            sample[n++] = 'x';
+        p = end + 1;
+    }
+    sample[n] = '\0';
+    if (ok && subject && !subject_valid(sample, n)) {
+        problem(c, path, "not a valid subject template");
+        ok = false;
+    }
+    return ok;
+}
+
+/* ---- sections ------------------------------------------------------------ */
+
+static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"listen", "retry_after_s", "static_dir", NULL};
+    const json_t *o = get_obj(c, root, "http", "");
+    if (o)
+        check_keys(c, o, "http", keys);
+    get_listen(c, o, "http", "0.0.0.0:8080", &cfg->http_listen);
+    cfg->http_retry_after_s = (int)get_int(c, o, "retry_after_s", "http", 1, 3600, 5);
+    const char *env_dir = c->env("HERALD_STATIC_DIR");
+    cfg->static_dir = get_str(c, o, "static_dir", "http", NULL);
+    if (!cfg->static_dir && env_dir && *env_dir)
+        cfg->static_dir = strdup(env_dir);
+}
+
+static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {
+        "listen",         "allowed_origins", "max_frame_bytes", "max_subscriptions",
+        "max_queue_bytes", "slow_consumer",  "auth_timeout_ms", "ping_interval_s",
+        "ping_timeout_s", "auth_cookie",     "query_token",     NULL};
+    static const char *const slow[] = {"disconnect", "drop", NULL};
+    const json_t *o = get_obj(c, root, "ws", "");
+    if (o)
+        check_keys(c, o, "ws", keys);
+    get_listen(c, o, "ws", "0.0.0.0:8081", &cfg->ws_listen);
+    get_strv(c, o, "allowed_origins", "ws", &cfg->allowed_origins, &cfg->nallowed_origins,
+             check_origin);
+    cfg->ws_max_frame_bytes = (int)get_int(c, o, "max_frame_bytes", "ws", 1024, 16777216, 65536);
+    cfg->ws_max_subscriptions = (int)get_int(c, o, "max_subscriptions", "ws", 1, 10000, 100);
+    cfg->ws_max_queue_bytes = get_int(c, o, "max_queue_bytes", "ws", 4096, 1073741824, 1048576);
+    cfg->ws_slow_consumer = (hr_slow_policy)get_enum(c, o, "slow_consumer", "ws", slow, 0);
+    cfg->ws_auth_timeout_ms = (int)get_int(c, o, "auth_timeout_ms", "ws", 100, 600000, 5000);
+    cfg->ws_ping_interval_s = (int)get_int(c, o, "ping_interval_s", "ws", 1, 3600, 25);
+    cfg->ws_ping_timeout_s = (int)get_int(c, o, "ping_timeout_s", "ws", 1, 3600, 10);
+    cfg->ws_auth_cookie = get_str(c, o, "auth_cookie", "ws", NULL);
+    cfg->ws_query_token = get_bool(c, o, "query_token", "ws", false);
+}
+
+static void parse_nats(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"servers", "name", "user", "user_env", "password",
+                                       "password_env", "token", "token_env", "creds_file",
+                                       "publish_timeout_ms", NULL};
+    const json_t *o = get_obj(c, root, "nats", "");
+    if (o)
+        check_keys(c, o, "nats", keys);
+    const char *addr = c->env("NATS_ADDR");
+    if (addr && *addr) {
+        /* NATS_ADDR wins: comma-separated URLs; bare host:port gets nats://. */
+        char *copy = strdup(addr), *save = NULL;
+        size_t cap = 1;
+        for (const char *q = addr; *q; q++)
+            cap += *q == ',';
+        cfg->nats_servers = calloc(cap, sizeof(char *));
+        for (char *tok = strtok_r(copy, ",", &save); tok && cfg->nats_servers;
+             tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            size_t tl = strlen(tok);
+            while (tl && tok[tl - 1] == ' ')
+                tok[--tl] = '\0';
+            if (!*tok)
+                continue;
+            char *url = NULL;
+            if (strstr(tok, "://"))
+                url = strdup(tok);
+            else if (asprintf(&url, "nats://%s", tok) < 0)
+                url = NULL;
+            if (url && check_url(c, "NATS_ADDR", url))
+                cfg->nats_servers[cfg->nnats_servers++] = url;
+            else
+                free(url);
+        }
+        free(copy);
+        if (cfg->nnats_servers == 0)
+            problem(c, "NATS_ADDR", "no NATS URL in \"%s\"", addr);
+    } else {
+        get_strv(c, o, "servers", "nats", &cfg->nats_servers, &cfg->nnats_servers, check_url);
+        if (o && json_object_get(o, "servers") && cfg->nnats_servers == 0 &&
+            json_is_array(json_object_get(o, "servers")) &&
+            json_array_size(json_object_get(o, "servers")) == 0)
+            problem(c, "nats.servers", "must list at least one URL");
+        if (cfg->nnats_servers == 0 && !cfg->nats_servers) {
+            cfg->nats_servers = calloc(1, sizeof(char *));
+            if (cfg->nats_servers) {
+                cfg->nats_servers[0] = strdup("nats://127.0.0.1:4222");
+                cfg->nnats_servers = 1;
+            }
+        }
+    }
+    cfg->nats_name = get_str(c, o, "name", "nats", "herald");
+    if (o) {
+        bool present;
+        cfg->nats_user = get_secret(c, o, "user", "nats", &present);
+        cfg->nats_password = get_secret(c, o, "password", "nats", &present);
+        cfg->nats_token = get_secret(c, o, "token", "nats", &present);
+        cfg->nats_creds_file = get_str(c, o, "creds_file", "nats", NULL);
+        if (cfg->nats_creds_file && access(cfg->nats_creds_file, R_OK) != 0)
+            problem(c, "nats.creds_file", "cannot read %s: %s", cfg->nats_creds_file,
+                    strerror(errno));
+    }
+    cfg->nats_publish_timeout_ms = (int)get_int(c, o, "publish_timeout_ms", "nats", 100, 60000, 5000);
+}
+
+static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    const json_t *auth = get_obj(c, root, "auth", "");
+    static const char *const auth_keys[] = {"jwt", NULL};
+    if (auth)
+        check_keys(c, auth, "auth", auth_keys);
+    const json_t *o = get_obj(c, auth, "jwt", "auth");
+    static const char *const keys[] = {"keys", "issuer", "audience", "roles_claim", "leeway_s",
+                                       NULL};
+    if (o)
+        check_keys(c, o, "auth.jwt", keys);
+    cfg->jwt_issuer = get_str(c, o, "issuer", "auth.jwt", NULL);
+    cfg->jwt_audience = get_str(c, o, "audience", "auth.jwt", NULL);
+    cfg->jwt_roles_claim = get_str(c, o, "roles_claim", "auth.jwt", "roles");
+    cfg->jwt_leeway_s = (int)get_int(c, o, "leeway_s", "auth.jwt", 0, 300, 5);
+    json_t *keys_v = o ? json_object_get(o, "keys") : NULL;
+    if (!keys_v)
+        return;
+    if (!json_is_array(keys_v)) {
+        problem(c, "auth.jwt.keys", "must be an array of key objects");
+        return;
+    }
+    size_t n = json_array_size(keys_v);
+    cfg->jwt_keys = calloc(n ? n : 1, sizeof *cfg->jwt_keys);
+    if (!cfg->jwt_keys)
+        return;
+    static const char *const key_keys[] = {"alg", "kid", "secret", "secret_env",
+                                           "public_key_file", NULL};
+    static const char *const algs[] = {"HS256", "RS256", "ES256", NULL};
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "auth.jwt.keys[%zu]", i);
+        json_t *k = json_array_get(keys_v, i);
+        if (!json_is_object(k)) {
+            problem(c, p, "must be an object");
+            continue;
+        }
+        check_keys(c, k, p, key_keys);
+        hr_jwt_key *key = &cfg->jwt_keys[cfg->njwt_keys++];
+        if (!json_object_get(k, "alg")) {
+            char ap[PATH_MAX_LEN];
+            join(ap, p, "alg");
+            problem(c, ap, "is required (HS256, RS256 or ES256)");
+            continue;
+        }
+        int alg = get_enum(c, k, "alg", p, algs, -1);
+        if (alg < 0)
+            continue;
+        strcpy(key->alg, algs[alg]);
+        key->kid = get_str(c, k, "kid", p, NULL);
+        bool present;
+        if (alg == 0) {
+            key->secret = get_secret(c, k, "secret", p, &present);
+            if (!present)
+                problem(c, p, "HS256 needs secret_env (or secret)");
+            key->secret_len = key->secret ? strlen(key->secret) : 0;
+            if (json_object_get(k, "public_key_file"))
+                problem(c, p, "public_key_file is for RS256/ES256 keys");
+        } else {
+            key->public_key_file = get_str(c, k, "public_key_file", p, NULL);
+            char fp[PATH_MAX_LEN];
+            join(fp, p, "public_key_file");
+            if (!key->public_key_file && !json_object_get(k, "public_key_file"))
+                problem(c, fp, "is required for %s", algs[alg]);
+            else if (key->public_key_file && access(key->public_key_file, R_OK) != 0)
+                problem(c, fp, "cannot read %s: %s", key->public_key_file, strerror(errno));
+            if (json_object_get(k, "secret") || json_object_get(k, "secret_env"))
+                problem(c, p, "secret is for HS256 keys");
+        }
+    }
+}
+
+struct perms_report_ctx {
+    ctx_t *c;
+    const char *prefix;
+};
+
+static void perms_report(void *vctx, const char *path, const char *msg)
+{
+    struct perms_report_ctx *r = vctx;
+    char p[PATH_MAX_LEN * 2];
+    snprintf(p, sizeof p, "%s%s%s", r->prefix, *path ? "." : "", path);
+    problem(r->c, p, "%s", msg);
+}
+
+static void parse_permissions(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"roles", NULL};
+    const json_t *o = get_obj(c, root, "permissions", "");
+    if (o)
+        check_keys(c, o, "permissions", keys);
+    const json_t *roles = get_obj(c, o, "roles", "permissions");
+    if (o && json_object_get(o, "roles") && !roles)
+        return;
+    struct perms_report_ctx r = {c, "permissions.roles"};
+    cfg->perms = perms_table_new(roles, perms_report, &r);
+    if (!cfg->perms && c->probs->n == 0)
+        problem(c, "permissions.roles", "cannot be compiled");
+}
+
+static bool check_allow_deny(ctx_t *c, const json_t *o, const char *path)
+{
+    static const char *const keys[] = {"allow", "deny", NULL};
+    if (!json_is_object(o)) {
+        problem(c, path, "must be an object with allow/deny lists");
+        return false;
+    }
+    size_t before = c->probs->n;
+    check_keys(c, o, path, keys);
+    char **v;
+    size_t n;
+    get_strv(c, o, "allow", path, &v, &n, check_pattern);
+    free_strv(v, n);
+    get_strv(c, o, "deny", path, &v, &n, check_pattern);
+    free_strv(v, n);
+    return c->probs->n == before;
+}
+
+static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
+                          const char *path)
+{
+    static const char *const keys[] = {"verify", "subject", "type", "delivery", "publish",
+                                       "max_body_bytes", "content_types", NULL};
+    static const char *const schemes[] = {"standard-webhooks", "github", "stripe", "slack",
+                                          "hmac-sha256", "bearer", NULL};
+    static const char *const deliveries[] = {"auto", "jetstream", "core", NULL};
+    w->name = strdup(name);
+    check_keys(c, o, path, keys);
+    char p[PATH_MAX_LEN];
+
+    w->subject = get_str(c, o, "subject", path, NULL);
+    join(p, path, "subject");
+    if (!w->subject && !json_object_get(o, "subject"))
+        problem(c, p, "is required");
+    else if (w->subject)
+        check_template(c, p, w->subject, true);
+    w->type = get_str(c, o, "type", path, NULL);
+    if (w->type) {
+        join(p, path, "type");
+        check_template(c, p, w->type, false);
+    }
+    w->delivery = (hr_delivery)get_enum(c, o, "delivery", path, deliveries, 0);
+    w->max_body_bytes = get_int(c, o, "max_body_bytes", path, 1, 67108864, 1048576);
+    get_strv(c, o, "content_types", path, &w->content_types, &w->ncontent_types,
+             check_content_type);
+    json_t *pub = json_object_get(o, "publish");
+    if (pub) {
+        join(p, path, "publish");
+        if (check_allow_deny(c, pub, p))
+            w->publish = json_incref(pub);
+    }
+
+    join(p, path, "verify");
+    const json_t *v = get_obj(c, o, "verify", path);
+    if (!v) {
+        if (!json_object_get(o, "verify"))
+            problem(c, p, "is required");
+        return;
+    }
+    char sp[PATH_MAX_LEN];
+    join(sp, p, "scheme");
+    if (!json_object_get(v, "scheme")) {
+        problem(c, sp, "is required");
+        return;
+    }
+    int scheme = get_enum(c, v, "scheme", p, schemes, -1);
+    if (scheme < 0)
+        return;
+    w->scheme = strdup(schemes[scheme]);
+    bool is_bearer = scheme == 5, is_hmac = scheme == 4;
+    bool has_ts = scheme == 0 || scheme == 2 || scheme == 3;
+    const char *allowed[12];
+    size_t na = 0;
+    allowed[na++] = "scheme";
+    if (is_bearer) {
+        allowed[na++] = "tokens_sha256";
+        allowed[na++] = "tokens_env";
+    } else {
+        allowed[na++] = "secret";
+        allowed[na++] = "secret_env";
+        allowed[na++] = "secrets_env";
+    }
+    if (has_ts)
+        allowed[na++] = "tolerance_s";
+    if (is_hmac) {
+        allowed[na++] = "header";
+        allowed[na++] = "encoding";
+        allowed[na++] = "prefix";
+    }
+    allowed[na] = NULL;
+    check_keys(c, v, p, allowed);
+    w->tolerance_s = (int)get_int(c, v, "tolerance_s", p, 1, 86400, 300);
+
+    if (is_bearer) {
+        get_strv(c, v, "tokens_sha256", p, &w->tokens_sha256, &w->ntokens_sha256, check_hex64);
+        char **names;
+        size_t nn;
+        char tp[PATH_MAX_LEN];
+        join(tp, p, "tokens_env");
+        if (get_strv(c, v, "tokens_env", p, &names, &nn, NULL) && nn) {
+            w->tokens = calloc(nn, sizeof(char *));
+            for (size_t i = 0; w->tokens && i < nn; i++) {
+                char ep[PATH_MAX_LEN];
+                join_idx(ep, tp, i);
+                char *s = env_secret(c, ep, names[i]);
+                if (s)
+                    w->tokens[w->ntokens++] = s;
+            }
+        }
+        free_strv(names, nn);
+        if (!json_object_get(v, "tokens_sha256") && !json_object_get(v, "tokens_env"))
+            problem(c, p, "bearer needs tokens_sha256 or tokens_env");
+        return;
+    }
+
+    /* Secrets: secret | secret_env | secrets_env (several, for rotation). */
+    bool present;
+    char *one = get_secret(c, v, "secret", p, &present);
+    char **names = NULL;
+    size_t nn = 0;
+    char sep[PATH_MAX_LEN];
+    join(sep, p, "secrets_env");
+    get_strv(c, v, "secrets_env", p, &names, &nn, NULL);
+    if (present && json_object_get(v, "secrets_env"))
+        problem(c, p, "give secret_env or secrets_env, not both");
+    w->secrets = calloc(nn + 1, sizeof(char *));
+    if (w->secrets) {
+        if (one)
+            w->secrets[w->nsecrets++] = one;
+        else
+            free(one);
+        for (size_t i = 0; i < nn; i++) {
+            char ep[PATH_MAX_LEN];
+            join_idx(ep, sep, i);
+            char *s = env_secret(c, ep, names[i]);
+            if (s)
+                w->secrets[w->nsecrets++] = s;
+        }
+    } else {
+        free(one);
+    }
+    free_strv(names, nn);
+    if (!present && !json_object_get(v, "secrets_env"))
+        problem(c, p, "%s needs secret_env or secrets_env", w->scheme);
+
+    if (is_hmac) {
+        static const char *const encs[] = {"hex", "base64", NULL};
+        w->header = get_str(c, v, "header", p, NULL);
+        char hp[PATH_MAX_LEN];
+        join(hp, p, "header");
+        if (!w->header && !json_object_get(v, "header"))
+            problem(c, hp, "is required for hmac-sha256");
+        w->encoding = strdup(encs[get_enum(c, v, "encoding", p, encs, 0)]);
+        w->prefix = get_str(c, v, "prefix", p, NULL);
+    }
+}
+
+static void parse_webhooks(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    const json_t *o = get_obj(c, root, "webhooks", "");
+    if (!o)
+        return;
+    size_t n = json_object_size(o);
+    cfg->webhooks = calloc(n ? n : 1, sizeof *cfg->webhooks);
+    if (!cfg->webhooks)
+        return;
+    const char *name;
+    json_t *src;
+    json_object_foreach((json_t *)o, name, src)
+    {
+        char p[PATH_MAX_LEN];
+        join(p, "webhooks", name);
+        if (!check_name(c, p, name))
+            continue;
+        if (!json_is_object(src)) {
+            problem(c, p, "must be an object");
+            continue;
+        }
+        parse_webhook(c, &cfg->webhooks[cfg->nwebhooks++], name, src, p);
+    }
+}
+
+static void parse_publish_api(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"api_keys", "max_body_bytes", NULL};
+    const json_t *o = get_obj(c, root, "publish_api", "");
+    if (o)
+        check_keys(c, o, "publish_api", keys);
+    cfg->publish_max_body_bytes =
+        get_int(c, o, "max_body_bytes", "publish_api", 1, 67108864, 1048576);
+    json_t *arr = o ? json_object_get(o, "api_keys") : NULL;
+    if (!arr)
+        return;
+    if (!json_is_array(arr)) {
+        problem(c, "publish_api.api_keys", "must be an array of {name, sha256, roles}");
+        return;
+    }
+    size_t n = json_array_size(arr);
+    cfg->api_keys = calloc(n ? n : 1, sizeof *cfg->api_keys);
+    if (!cfg->api_keys)
+        return;
+    static const char *const kkeys[] = {"name", "sha256", "roles", NULL};
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "publish_api.api_keys[%zu]", i);
+        json_t *k = json_array_get(arr, i);
+        if (!json_is_object(k)) {
+            problem(c, p, "must be an object");
+            continue;
+        }
+        check_keys(c, k, p, kkeys);
+        hr_api_key *ak = &cfg->api_keys[cfg->napi_keys++];
+        ak->name = get_str(c, k, "name", p, NULL);
+        char fp[PATH_MAX_LEN];
+        join(fp, p, "name");
+        if (!ak->name && !json_object_get(k, "name"))
+            problem(c, fp, "is required");
+        char *h = get_str(c, k, "sha256", p, NULL);
+        join(fp, p, "sha256");
+        if (!h && !json_object_get(k, "sha256"))
+            problem(c, fp, "is required");
+        if (h && check_hex64(c, fp, h))
+            memcpy(ak->sha256, h, 65);
+        free(h);
+        get_strv(c, k, "roles", p, &ak->roles, &ak->nroles, check_name);
+        join(fp, p, "roles");
+        if (!json_object_get(k, "roles"))
+            problem(c, fp, "is required");
+    }
+}
+
+static void parse_history(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    json_t *arr = json_object_get(root, "history");
+    if (!arr)
+        return;
+    if (!json_is_array(arr)) {
+        problem(c, "history", "must be an array of {stream, subjects}");
+        return;
+    }
+    size_t n = json_array_size(arr);
+    cfg->history = calloc(n ? n : 1, sizeof *cfg->history);
+    if (!cfg->history)
+        return;
+    static const char *const keys[] = {"stream", "subjects", NULL};
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX_LEN], fp[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "history[%zu]", i);
+        json_t *h = json_array_get(arr, i);
+        if (!json_is_object(h)) {
+            problem(c, p, "must be an object");
+            continue;
+        }
+        check_keys(c, h, p, keys);
+        hr_history_conf *hc = &cfg->history[cfg->nhistory++];
+        hc->stream = get_str(c, h, "stream", p, NULL);
+        join(fp, p, "stream");
+        if (!hc->stream && !json_object_get(h, "stream"))
+            problem(c, fp, "is required");
+        else if (hc->stream && strpbrk(hc->stream, " \t.*>/\\"))
+            problem(c, fp, "is not a valid stream name");
+        get_strv(c, h, "subjects", p, &hc->subjects, &hc->nsubjects, check_pattern);
+        join(fp, p, "subjects");
+        if (!json_object_get(h, "subjects"))
+            problem(c, fp, "is required");
+    }
+}
+
+static void get_rate(ctx_t *c, const json_t *o, const char *key, hr_rate *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return;
+    char p[PATH_MAX_LEN];
+    join(p, "limits", key);
+    if (!json_is_object(v)) {
+        problem(c, p, "must be {\"rate_per_s\": number, \"burst\": integer}");
+        return;
+    }
+    static const char *const keys[] = {"rate_per_s", "burst", NULL};
+    check_keys(c, v, p, keys);
+    json_t *r = json_object_get(v, "rate_per_s");
+    char rp[PATH_MAX_LEN];
+    join(rp, p, "rate_per_s");
+    if (!json_is_number(r) || json_number_value(r) <= 0 || json_number_value(r) > 1e6) {
+        problem(c, rp, "must be a number above 0 and at most 1000000");
+        return;
+    }
+    out->rate_per_s = json_number_value(r);
+    out->burst = (int)get_int(c, v, "burst", p, 1, 1000000, (int64_t)(out->rate_per_s + 0.999));
+    out->on = true;
+}
+
+static void parse_limits(ctx_t *c, hr_config *cfg, const json_t *root)
+{
+    static const char *const keys[] = {"ws_upgrades_per_ip", "http_requests_per_ip",
+                                       "ws_messages_per_session", "max_ws_connections",
+                                       "max_ws_connections_per_ip", NULL};
+    const json_t *o = get_obj(c, root, "limits", "");
+    if (!o)
+        return;
+    check_keys(c, o, "limits", keys);
+    get_rate(c, o, "ws_upgrades_per_ip", &cfg->ws_upgrades_per_ip);
+    get_rate(c, o, "http_requests_per_ip", &cfg->http_requests_per_ip);
+    get_rate(c, o, "ws_messages_per_session", &cfg->ws_messages_per_session);
+    cfg->max_ws_connections = get_int(c, o, "max_ws_connections", "limits", 1, 10000000, 0);
+    cfg->max_ws_connections_per_ip =
+        get_int(c, o, "max_ws_connections_per_ip", "limits", 1, 10000000, 0);
+}
+
+hr_config *config_from_json(const json_t *root, config_env_fn env, config_problems *probs)
+{
+    ctx_t c = {probs, env};
+    size_t before = probs->n;
+    hr_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        problem(&c, "", "out of memory");
+        return NULL;
+    }
+    json_t *empty = NULL;
+    if (!root)
+        root = empty = json_object();
+    if (!json_is_object(root)) {
+        problem(&c, "", "the configuration must be a JSON object");
+        config_free(cfg);
+        return NULL;
+    }
+    static const char *const keys[] = {"http", "ws", "nats", "auth", "permissions", "webhooks",
+                                       "publish_api", "history", "limits", "log",
+                                       "shutdown_timeout_s", NULL};
+    check_keys(&c, root, "", keys);
+    parse_http(&c, cfg, root);
+    parse_ws(&c, cfg, root);
+    parse_nats(&c, cfg, root);
+    parse_jwt(&c, cfg, root);
+    parse_permissions(&c, cfg, root);
+    parse_webhooks(&c, cfg, root);
+    parse_publish_api(&c, cfg, root);
+    parse_history(&c, cfg, root);
+    parse_limits(&c, cfg, root);
+
+    static const char *const log_keys[] = {"level", NULL};
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    const json_t *lg = get_obj(&c, root, "log", "");
+    if (lg)
+        check_keys(&c, lg, "log", log_keys);
+    cfg->log_level = get_enum(&c, lg, "level", "log", levels, LOG_INFO);
+    const char *lvl_env = env("HERALD_LOG_LEVEL");
+    if (lvl_env && *lvl_env) {
+        log_level l;
+        if (log_level_parse(lvl_env, &l))
+            cfg->log_level = (int)l;
+        else
+            problem(&c, "HERALD_LOG_LEVEL", "must be one of debug, info, warn, error");
+    }
+    cfg->shutdown_timeout_s = (int)get_int(&c, root, "shutdown_timeout_s", "", 1, 300, 10);
+
+    /* Cross-checks. */
+    for (size_t i = 0; i < cfg->napi_keys; i++)
+        for (size_t r = 0; cfg->perms && r < cfg->api_keys[i].nroles; r++)
+            if (!perms_table_has_role(cfg->perms, cfg->api_keys[i].roles[r])) {
+                char p[PATH_MAX_LEN];
+                snprintf(p, sizeof p, "publish_api.api_keys[%zu].roles[%zu]", i, r);
+                problem(&c, p, "unknown role \"%s\"", cfg->api_keys[i].roles[r]);
+            }
+    if (cfg->http_listen.port != 0 && cfg->http_listen.port == cfg->ws_listen.port &&
+        strcmp(cfg->http_listen.host, cfg->ws_listen.host) == 0)
+        problem(&c, "ws.listen", "must differ from http.listen");
+
+    json_decref(empty);
+    if (probs->n > before) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+hr_config *config_load(const char *path, config_env_fn env, config_problems *probs)
+{
+    if (!path)
+        return config_from_json(NULL, env, probs);
+    ctx_t c = {probs, env};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        problem(&c, "", "cannot read config file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_error_t err;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    fclose(f);
+    if (!root) {
+        problem(&c, "", "invalid JSON in %s at line %d, column %d: %s", path, err.line,
+                err.column, err.text);
+        return NULL;
+    }
+    hr_config *cfg = config_from_json(root, env, probs);
+    json_decref(root);
+    return cfg;
+}
+
+static void free_webhook(hr_webhook_conf *w)
+{
+    free(w->name);
+    free(w->scheme);
+    free_strv(w->secrets, w->nsecrets);
+    free(w->header);
+    free(w->encoding);
+    free(w->prefix);
+    free_strv(w->tokens_sha256, w->ntokens_sha256);
+    free_strv(w->tokens, w->ntokens);
+    free(w->subject);
+    free(w->type);
+    json_decref(w->publish);
+    free_strv(w->content_types, w->ncontent_types);
+}
+
+void config_free(hr_config *c)
+{
+    if (!c)
+        return;
+    free(c->static_dir);
+    free_strv(c->allowed_origins, c->nallowed_origins);
+    free(c->ws_auth_cookie);
+    free_strv(c->nats_servers, c->nnats_servers);
+    free(c->nats_name);
+    free(c->nats_user);
+    free(c->nats_password);
+    free(c->nats_token);
+    free(c->nats_creds_file);
+    for (size_t i = 0; i < c->njwt_keys; i++) {
+        free(c->jwt_keys[i].kid);
+        free(c->jwt_keys[i].secret);
+        free(c->jwt_keys[i].public_key_file);
+    }
+    free(c->jwt_keys);
+    free(c->jwt_issuer);
+    free(c->jwt_audience);
+    free(c->jwt_roles_claim);
+    perms_table_free(c->perms);
+    for (size_t i = 0; i < c->nwebhooks; i++)
+        free_webhook(&c->webhooks[i]);
+    free(c->webhooks);
+    for (size_t i = 0; i < c->napi_keys; i++) {
+        free(c->api_keys[i].name);
+        free_strv(c->api_keys[i].roles, c->api_keys[i].nroles);
+    }
+    free(c->api_keys);
+    for (size_t i = 0; i < c->nhistory; i++) {
+        free(c->history[i].stream);
+        free_strv(c->history[i].subjects, c->history[i].nsubjects);
+    }
+    free(c->history);
+    free(c);
+}

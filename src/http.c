@@ -1,0 +1,463 @@
+/* http: MHD daemon, routing, problem+json, operational routes. */
+#include "herald/http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "herald/log.h"
+#include "herald/netutil.h"
+
+#define POOL_THREADS 4
+
+typedef struct http_req http_req;
+typedef enum MHD_Result (*route_fn)(http_server *s, http_req *r, struct MHD_Connection *c,
+                                   const char *url);
+
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4 };
+
+typedef struct {
+    const char *path; /* exact path, or prefix when it ends with '/' and prefix is set */
+    bool prefix;
+    unsigned methods;
+    const char *allow; /* Allow header for 405 */
+    route_fn fn;
+    const char *label; /* metrics route label */
+} route;
+
+/* Per-request state (MHD's con_cls). Created by the URI log callback,
+ * freed by the request-completed callback. */
+struct http_req {
+    http_server *srv;
+    const route *route;
+    const char *label;
+    int status;       /* status of the queued response */
+    bool started;     /* first handler call seen */
+    bool bad_path;    /* raw URI held a percent-encoded control byte */
+};
+
+struct http_server {
+    struct MHD_Daemon *d;
+    int listen_fd;
+    int port;
+    http_deps deps;
+    int64_t started_ms;
+    _Atomic int inflight; /* requests begun and not completed */
+    metrics_family *m_requests;
+    char real_static[PATH_MAX];
+};
+
+/* ---- responses ------------------------------------------------------------ */
+
+static enum MHD_Result send_response(http_req *r, struct MHD_Connection *c, int status,
+                                     const char *ctype, const void *body, size_t len,
+                                     bool must_copy)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, (void *)body, must_copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (r)
+        r->status = status;
+    return ret;
+}
+
+static const char *status_title(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+/* RFC 9457 problem+json. `extra_header`/`extra_value` may be NULL. */
+static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int status,
+                                    const char *slug, const char *detail,
+                                    const char *extra_header, const char *extra_value,
+                                    bool close_conn)
+{
+    char type[128];
+    snprintf(type, sizeof type, "urn:herald:problem:%s", slug);
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", status_title(status),
+                          "status", status, "detail", detail);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    if (extra_header)
+        MHD_add_response_header(resp, extra_header, extra_value);
+    if (close_conn)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (r)
+        r->status = status;
+    return ret;
+}
+
+/* ---- operational routes --------------------------------------------------- */
+
+static enum MHD_Result h_healthz(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    return send_response(r, c, 200, "application/json", body, sizeof body - 1, false);
+}
+
+static enum MHD_Result h_readyz(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    bus_state st = bus_get_state(s->deps.bus);
+    if (st == BUS_CONNECTED) {
+        static const char body[] = "{\"status\":\"ready\",\"nats\":\"connected\"}";
+        return send_response(r, c, 200, "application/json", body, sizeof body - 1, false);
+    }
+    char detail[256];
+    snprintf(detail, sizeof detail, "NATS is not connected (%s): %s", bus_state_str(st),
+             st == BUS_CONNECTING ? "no server reachable yet" : "connection lost, reconnecting");
+    return send_problem(r, c, 503, "not-ready", detail, NULL, NULL, false);
+}
+
+static enum MHD_Result h_metrics(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    char *text;
+    size_t len;
+    if (metrics_render(s->deps.metrics, &text, &len) != 0)
+        return send_problem(r, c, 500, "internal", "cannot render metrics", NULL, NULL, false);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    r->status = 200;
+    return ret;
+}
+
+static const char *content_type_for(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},   {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},     {".json", "application/json"},
+        {".svg", "image/svg+xml"},               {".png", "image/png"},
+        {".ico", "image/x-icon"},                {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Serve `rel` (relative, already free of ".." segments) from `dir`, refusing
+ * anything whose real path leaves `realdir` (symlinks included). */
+static enum MHD_Result serve_file(http_req *r, struct MHD_Connection *c, const char *dir,
+                                  const char *realdir, const char *rel)
+{
+    char path[PATH_MAX], real[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path ||
+        !realpath(path, real) || !realdir[0] || strncmp(real, realdir, strlen(realdir)) != 0 ||
+        (real[strlen(realdir)] != '/' && real[strlen(realdir)] != '\0'))
+        return send_problem(r, c, 404, "not-found", "no such file", NULL, NULL, false);
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return send_problem(r, c, 404, "not-found", "no such file", NULL, NULL, false);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type_for(real));
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    r->status = 200;
+    return ret;
+}
+
+static enum MHD_Result h_index(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    return serve_file(r, c, s->deps.static_dir, s->real_static, "index.html");
+}
+
+static bool has_dotdot(const char *p)
+{
+    for (const char *q = p; (q = strstr(q, "..")); q += 2)
+        if ((q == p || q[-1] == '/') && (q[2] == '/' || q[2] == '\0'))
+            return true;
+    return false;
+}
+
+static enum MHD_Result h_static(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    const char *rel = url + strlen("/static/");
+    if (!*rel || has_dotdot(rel))
+        return send_problem(r, c, 404, "not-found", "no such file", NULL, NULL, false);
+    return serve_file(r, c, s->deps.static_dir, s->real_static, rel);
+}
+
+static enum MHD_Result h_openapi(http_server *s, http_req *r, struct MHD_Connection *c,
+                               const char *url)
+{
+    char real[PATH_MAX];
+    if (!realpath(s->deps.openapi_dir, real))
+        return send_problem(r, c, 404, "not-found", "the OpenAPI document is not installed", NULL,
+                            NULL, false);
+    return serve_file(r, c, s->deps.openapi_dir, real, "openapi.json");
+}
+
+static const route routes[] = {
+    {"/healthz", false, M_GET | M_HEAD, "GET, HEAD", h_healthz, "/healthz"},
+    {"/readyz", false, M_GET | M_HEAD, "GET, HEAD", h_readyz, "/readyz"},
+    {"/metrics", false, M_GET | M_HEAD, "GET, HEAD", h_metrics, "/metrics"},
+    {"/openapi.json", false, M_GET | M_HEAD, "GET, HEAD", h_openapi, "/openapi.json"},
+    {"/", false, M_GET | M_HEAD, "GET, HEAD", h_index, "/"},
+    {"/static/", true, M_GET | M_HEAD, "GET, HEAD", h_static, "/static/{path}"},
+};
+
+static const route *find_route(const char *url)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const route *rt = &routes[i];
+        if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0
+                       : strcmp(url, rt->path) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static unsigned method_bit(const char *m)
+{
+    if (strcmp(m, "GET") == 0)
+        return M_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return M_HEAD;
+    if (strcmp(m, "POST") == 0)
+        return M_POST;
+    return 0;
+}
+
+/* ---- MHD callbacks -------------------------------------------------------- */
+
+static bool raw_path_has_control(const char *uri)
+{
+    for (const char *p = uri; *p && *p != '?'; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f)
+            return true;
+        if (ch == '%' && p[1] && p[2]) {
+            char hex[3] = {p[1], p[2], 0};
+            char *end;
+            long v = strtol(hex, &end, 16);
+            if (*end == '\0' && (v < 0x20 || v == 0x7f))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    http_server *s = cls;
+    http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->label = "unmatched";
+    r->bad_path = raw_path_has_control(uri);
+    atomic_fetch_add(&s->inflight, 1);
+    return r;
+}
+
+static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    int *n = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        (*n)++;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r)
+        return MHD_NO; /* allocation failed in on_uri */
+    if (!r->started) {
+        r->started = true;
+        if (r->bad_path)
+            return send_problem(r, c, 400, "bad-path",
+                                "the path contains an encoded control character", NULL, NULL,
+                                false);
+        int ncl = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, (MHD_KeyValueIterator)count_header, &ncl);
+        if (ncl > 1 || (ncl == 1 && MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_TRANSFER_ENCODING)))
+            return send_problem(r, c, 400, "ambiguous-framing",
+                                "both Content-Length and Transfer-Encoding, or several "
+                                "Content-Length headers",
+                                NULL, NULL, true);
+        r->route = find_route(url);
+        if (!r->route)
+            return send_problem(r, c, 404, "not-found", "no such route", NULL, NULL, false);
+        r->label = r->route->label;
+        if (!(method_bit(method) & r->route->methods))
+            return send_problem(r, c, 405, "method-not-allowed",
+                                "this route does not accept that method", MHD_HTTP_HEADER_ALLOW,
+                                r->route->allow, false);
+        if (!(r->route->methods & M_POST))
+            return r->route->fn(s, r, c, url);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0; /* no route reads a body yet */
+        return MHD_YES;
+    }
+    return r->route->fn(s, r, c, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    char code[8];
+    if (r->status)
+        snprintf(code, sizeof code, "%dxx", r->status / 100);
+    else
+        snprintf(code, sizeof code, "none");
+    const char *labels[] = {r->label, code};
+    metrics_inc_labels(s->m_requests, labels, 1);
+    atomic_fetch_sub(&s->inflight, 1);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_debug("http library", "{s:s}", "detail", msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t errlen)
+{
+    *out = NULL;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
+    }
+    s->deps = *deps;
+    s->started_ms = net_now_ms();
+    if (!realpath(deps->static_dir, s->real_static))
+        s->real_static[0] = '\0';
+    s->m_requests = metrics_counter(deps->metrics, "herald_http_requests_total",
+                                    "HTTP requests by route and status class.", "route,code");
+    s->listen_fd = net_listen(&deps->cfg->http_listen, err, errlen);
+    if (s->listen_fd < 0) {
+        free(s);
+        return HR_ERR_LISTEN;
+    }
+    s->port = net_local_port(s->listen_fd);
+    s->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
+        close(s->listen_fd);
+        free(s);
+        return HR_ERR_LISTEN;
+    }
+    *out = s;
+    return HR_OK;
+}
+
+int http_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(http_server *s, int timeout_ms)
+{
+    if (!s)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    int64_t deadline = net_now_ms() + timeout_ms;
+    while (atomic_load(&s->inflight) > 0 && net_now_ms() < deadline)
+        usleep(10 * 1000);
+    if (atomic_load(&s->inflight) > 0)
+        log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",
+                 atomic_load(&s->inflight));
+    MHD_stop_daemon(s->d);
+    free(s);
+}

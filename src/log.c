@@ -1,0 +1,81 @@
+/* log: JSON lines on stderr. */
+#include "herald/log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int min_level = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+bool log_level_parse(const char *s, log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void log_set_level(log_level lvl)
+{
+    atomic_store(&min_level, (int)lvl);
+}
+
+bool log_enabled(log_level lvl)
+{
+    return (int)lvl >= atomic_load(&min_level);
+}
+
+void log_msg(log_level lvl, const char *msg, const char *fields, ...)
+{
+    if (!log_enabled(lvl))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char tsbuf[40];
+    snprintf(tsbuf, sizeof tsbuf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+    json_t *o = NULL;
+    if (fields) {
+        va_list ap;
+        va_start(ap, fields);
+        json_error_t err;
+        o = json_vpack_ex(&err, 0, fields, ap);
+        va_end(ap);
+    }
+    json_t *line = json_pack("{s:s, s:s, s:s}", "ts", tsbuf, "level", level_names[lvl], "msg", msg);
+    if (!line) {
+        json_decref(o);
+        return;
+    }
+    if (o) {
+        json_t *v;
+        const char *k;
+        json_object_foreach(o, k, v)
+        {
+            if (!json_object_get(line, k))
+                json_object_set(line, k, v);
+        }
+        json_decref(o);
+    }
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(line);
+    if (!text)
+        return;
+    size_t n = strlen(text);
+    text[n] = '\n'; /* overwrite the NUL: one write(2) per line */
+    ssize_t w = write(STDERR_FILENO, text, n + 1);
+    (void)w;
+    free(text);
+}
