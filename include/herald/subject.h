@@ -9,12 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SUBJECT_MAX_BYTES       1024
-#define SUBJECT_MAX_TOKENS      64
-#define PLACEHOLDER_VALUE_MAX   256
+#define SUBJECT_MAX_BYTES     1024
+#define SUBJECT_MAX_TOKENS    64
+#define PLACEHOLDER_VALUE_MAX 256
 
 /* A literal subject: tokens separated by '.', no empty token, no wildcard
- * token, no byte 0x00-0x20 or 0x7f, valid UTF-8, <= 64 tokens, <= 1024 bytes.
+ * token, no byte 0x00-0x20 or 0x7f, valid UTF-8 (no overlong form, surrogate
+ * or code point above U+10FFFF), <= 64 tokens, <= 1024 bytes.
  * A token that merely contains '*' or '>' ("foo*") is invalid too. */
 bool subject_valid(const char *s, size_t len);
 
@@ -34,8 +35,10 @@ bool subject_matches(const char *pattern, size_t plen, const char *s, size_t sle
 bool subject_contains(const char *outer, size_t olen, const char *inner, size_t ilen);
 
 /* Placeholder value (contract §2): non-empty, <= 256 bytes, valid UTF-8, no
- * '.', '*', '>', no control character, no whitespace of any kind (ASCII or
- * Unicode White_Space, e.g. U+00A0, U+2003, U+3000). */
+ * '.', '*', '>', no control character (C0, DEL, C1), no whitespace of any
+ * kind (ASCII or Unicode White_Space: U+0085, U+00A0, U+1680, U+2000-U+200A,
+ * U+2028, U+2029, U+202F, U+205F, U+3000). As a precaution the invisible
+ * U+180E, U+200B, U+2060 and U+FEFF are refused too. */
 bool subject_placeholder_value_valid(const char *v, size_t len);
 
 #endif
