@@ -1,0 +1,169 @@
+/* webhook_verify: authenticity checks for inbound webhooks (contract §4,
+ * webhooks.<source>.verify in §6).
+ * Owns a compiled per-source verifier (wv_config) for the schemes
+ * standard-webhooks, github, stripe, slack, hmac-sha256 and bearer, the
+ * verification of one request against it, and the small hex / base64 /
+ * SHA-256 / HMAC helpers those schemes share (usable by other modules).
+ * Does not own: reading configuration or environment variables (the caller
+ * resolves *_env names to bytes), header lookup (the caller's callback does
+ * it, case-insensitively), mapping results to HTTP (every non-OK is a 401).
+ * Pure: no I/O, no globals, no clock reads (the caller passes `now`).
+ * A wv_config is immutable after wv_config_new, so one may be shared by any
+ * number of threads calling wv_verify concurrently. */
+#ifndef HERALD_WEBHOOK_VERIFY_H
+#define HERALD_WEBHOOK_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herald/status.h"
+
+#define WV_SHA256_LEN        32  /* bytes in a SHA-256 digest / HMAC-SHA256 */
+#define WV_SHA256_HEX_LEN    64  /* hex characters for one digest (no NUL) */
+#define WV_TOLERANCE_DEFAULT 300 /* seconds, tolerance_s default */
+#define WV_MAX_SECRETS       16  /* secrets per source (rotation) */
+#define WV_MAX_TIMESTAMP_LEN 19  /* digits; longer timestamps are malformed */
+
+typedef enum {
+    WV_SCHEME_STANDARD_WEBHOOKS = 0, /* "standard-webhooks" (Svix headers too) */
+    WV_SCHEME_GITHUB,                /* "github" */
+    WV_SCHEME_STRIPE,                /* "stripe" */
+    WV_SCHEME_SLACK,                 /* "slack" */
+    WV_SCHEME_HMAC_SHA256,           /* "hmac-sha256" */
+    WV_SCHEME_BEARER,                /* "bearer" */
+} wv_scheme;
+
+typedef enum {
+    WV_ENC_HEX = 0, /* either case accepted; the default */
+    WV_ENC_BASE64,  /* standard alphabet, padded or unpadded */
+} wv_encoding;
+
+typedef enum {
+    WV_OK = 0,        /* authentic and (where the scheme has one) timestamp fresh */
+    WV_MISSING,       /* a required header is absent */
+    WV_MALFORMED,     /* a signature or timestamp header cannot be parsed */
+    WV_BAD_SIGNATURE, /* well-formed, but no signature matches any secret/token */
+    WV_STALE,         /* signature matches, timestamp outside tolerance (past or future) */
+    WV_ERROR,         /* internal failure (libcrypto, NULL config): answer 500 */
+} wv_result;
+
+/* A byte string the caller owns; need not be NUL-terminated. */
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+} wv_bytes;
+
+/* Returns the value of request header `name` (looked up case-insensitively by
+ * the caller), or NULL when absent. The string must stay valid for the
+ * duration of the wv_verify call. */
+typedef const char *(*wv_header_fn)(void *ctx, const char *name);
+
+/* Input to wv_config_new. Everything here is borrowed: wv_config_new copies
+ * what it keeps, so the caller may free it (and should wipe secrets) after.
+ * Initialise with wv_params_init, then set the fields the scheme needs. */
+typedef struct {
+    wv_scheme scheme;
+    const wv_bytes *secrets;          /* HMAC schemes: resolved secret_env / secrets_env values;
+                                         standard-webhooks: "whsec_<base64>" or bare base64 */
+    size_t n_secrets;                 /* 1..WV_MAX_SECRETS for HMAC schemes, 0 for bearer */
+    int64_t tolerance_s;              /* >= 0; standard-webhooks, stripe, slack only */
+    const char *header;               /* hmac-sha256: header carrying the signature (required) */
+    wv_encoding encoding;             /* hmac-sha256: signature encoding */
+    const char *prefix;               /* hmac-sha256: literal before the signature, e.g. "sha256=";
+                                         NULL or "" for none */
+    const char *const *tokens_sha256; /* bearer: SHA-256 hex digests of accepted tokens */
+    size_t n_tokens_sha256;
+    const wv_bytes *tokens; /* bearer: plaintext tokens (from tokens_env); only their
+                               SHA-256 is kept */
+    size_t n_tokens;
+} wv_params;
+
+/* Compiled, immutable verifier for one source. Opaque; owns copies of its
+ * keys (wiped on free). */
+typedef struct wv_config wv_config;
+
+/* Zero *p and set the defaults (scheme, tolerance_s = WV_TOLERANCE_DEFAULT,
+ * encoding = hex). */
+void wv_params_init(wv_params *p, wv_scheme scheme);
+
+/* "standard-webhooks", "github", ... -> scheme. False if unknown. */
+bool wv_scheme_from_name(const char *name, wv_scheme *out);
+const char *wv_scheme_name(wv_scheme s);
+
+/* Compile a verifier. On success *out is a new config the caller owns and
+ * releases with wv_config_free. On HR_ERR_INVALID, err (if non-NULL) holds a
+ * NUL-terminated message naming the config key and list index, e.g.
+ * "verify.secrets_env[1]: not valid base64" (index i is p->secrets[i]; a
+ * single secret_env is index 0). HR_ERR_NOMEM on allocation failure. */
+hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t errsz);
+
+/* Wipe and free. NULL is a no-op. */
+void wv_config_free(wv_config *c);
+
+wv_scheme wv_config_scheme(const wv_config *c);
+
+/* Verify one request. body/len are the raw body bytes exactly as received
+ * (may contain NUL). now is the current Unix time in seconds. detail, if
+ * non-NULL, receives a static string saying why (for debug logs; never
+ * contains request data). Every secret is compared against every signature
+ * in constant time per comparison, without early exit. The signature is
+ * checked before freshness, so WV_STALE means "authentic but too old/new".
+ * Parsing: in list headers (webhook-signature, Stripe-Signature) entries of
+ * other versions/schemes are ignored, but a v1 entry that does not decode
+ * to 32 bytes, or a list with no v1 entry at all, is WV_MALFORMED; a
+ * single-signature header must start with its tag ("sha256=", "v0=", the
+ * configured prefix; case-sensitive). webhook-* headers are used if any of
+ * the three is present, else svix-*. An empty header value is malformed. */
+wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
+                    const unsigned char *body, size_t len, int64_t now, const char **detail);
+
+const char *wv_result_str(wv_result r);
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+/* Lowercase hex of in[0..len) into out, NUL-terminated; out holds 2*len+1. */
+void wv_hex_encode(const unsigned char *in, size_t len, char *out);
+
+/* Decode exactly len hex characters (either case) into out. False on odd
+ * length, a non-hex character, or len/2 > outcap. *outlen = len/2. */
+bool wv_hex_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen);
+
+/* Length of the padded standard base64 of n bytes (without NUL). */
+size_t wv_base64_encoded_len(size_t n);
+
+/* Padded standard base64 of in into out, NUL-terminated; out holds
+ * wv_base64_encoded_len(len)+1. Returns the length written (without NUL). */
+size_t wv_base64_encode(const unsigned char *in, size_t len, char *out);
+
+/* Upper bound on the decoded size of len base64 characters. */
+size_t wv_base64_decoded_max(size_t len);
+
+/* Decode standard base64 (A-Z a-z 0-9 + /), padded or unpadded; no
+ * whitespace, no base64url, '=' only as 1-2 trailing pad characters
+ * completing a 4-character group. *outlen is the real byte count. False if
+ * malformed or the result exceeds outcap. Empty input decodes to 0 bytes.
+ * Unused low bits of the last character are ignored, as most decoders do. */
+bool wv_base64_decode(const char *in, size_t len, unsigned char *out, size_t outcap,
+                      size_t *outlen);
+
+/* SHA-256 of data as 64 lowercase hex characters plus NUL. False only if
+ * libcrypto fails. */
+bool wv_sha256_hex(const void *data, size_t len, char out[WV_SHA256_HEX_LEN + 1]);
+
+/* One-shot SHA-256 and HMAC-SHA256. False only if libcrypto fails. */
+bool wv_sha256(const void *data, size_t len, unsigned char out[WV_SHA256_LEN]);
+bool wv_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
+                    unsigned char out[WV_SHA256_LEN]);
+
+/* Constant-time equality of two n-byte buffers (time depends on n only). */
+bool wv_ct_equal(const void *a, const void *b, size_t n);
+
+/* Strict timestamp: 1..WV_MAX_TIMESTAMP_LEN ASCII digits, no sign, space or
+ * fraction, value <= INT64_MAX. */
+bool wv_parse_timestamp(const char *s, size_t len, int64_t *out);
+
+/* Is ts within tol seconds of now, in either direction (overflow-safe)? */
+bool wv_timestamp_fresh(int64_t ts, int64_t now, int64_t tol);
+
+#endif

@@ -1,0 +1,756 @@
+/* webhook_verify: webhook signature schemes as one table over shared HMAC and
+ * encoding helpers. Each HMAC scheme only says how to read its headers (the
+ * signed bytes before the body, the signature list, the timestamp); one
+ * driver computes the MACs, compares them and checks freshness.
+ * Pure: no I/O, no globals, no clock reads. */
+#include "herald/webhook_verify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/params.h>
+
+struct wv_config {
+    wv_scheme scheme;
+    int64_t tolerance_s;
+    wv_encoding encoding;                    /* hmac-sha256 signature encoding */
+    char *header;                            /* hmac-sha256 signature header, else NULL */
+    char *prefix;                            /* hmac-sha256 literal before the signature ("") */
+    size_t n_keys;                           /* HMAC keys in use */
+    unsigned char *keys[WV_MAX_SECRETS];     /* decoded HMAC keys, owned, wiped on free */
+    size_t key_lens[WV_MAX_SECRETS];         /* byte length of each key */
+    size_t n_digests;                        /* bearer: accepted token digests */
+    unsigned char (*digests)[WV_SHA256_LEN]; /* bearer: SHA-256 of each accepted token */
+    EVP_MAC *mac;                            /* HMAC implementation, fetched once */
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char HEX_DIGITS[] = "0123456789abcdef";
+
+void wv_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = HEX_DIGITS[in[i] >> 4];
+        out[2 * i + 1] = HEX_DIGITS[in[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hex_value(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+bool wv_hex_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen)
+{
+    if (len % 2 != 0 || len / 2 > outcap)
+        return false;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hex_value((unsigned char)in[i]);
+        int lo = hex_value((unsigned char)in[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i / 2] = (unsigned char)(hi << 4 | lo);
+    }
+    *outlen = len / 2;
+    return true;
+}
+
+size_t wv_base64_encoded_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+size_t wv_base64_encode(const unsigned char *in, size_t len, char *out)
+{
+    /* EVP_EncodeBlock takes an int length; encode in chunks of a multiple of 3. */
+    const size_t chunk = 3u << 20;
+    size_t written = 0;
+    out[0] = '\0';
+    while (len > 0) {
+        size_t n = len < chunk ? len : chunk;
+        written += (size_t)EVP_EncodeBlock((unsigned char *)out + written, in, (int)n);
+        in += n;
+        len -= n;
+    }
+    return written;
+}
+
+size_t wv_base64_decoded_max(size_t len)
+{
+    return len / 4 * 3 + 3;
+}
+
+static int b64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+/* Own decoder rather than EVP_DecodeBlock: that one returns the padded length,
+ * refuses unpadded input and skips surrounding whitespace (STACK-NOTES §8). */
+bool wv_base64_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen)
+{
+    size_t pad = 0;
+    while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+        pad++;
+    size_t data_len = len - pad;
+    if (pad > 0 && len % 4 != 0)
+        return false; /* padding must complete a 4-character group */
+    if (data_len % 4 == 1)
+        return false; /* a lone 6-bit character cannot encode a byte */
+    size_t n = data_len / 4 * 3 + (data_len % 4 == 0 ? 0 : data_len % 4 - 1);
+    if (n > outcap)
+        return false;
+
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < data_len; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return false; /* includes '=' before the trailing padding */
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    *outlen = o;
+    return true;
+}
+
+bool wv_sha256(const void *data, size_t len, unsigned char out[WV_SHA256_LEN])
+{
+    unsigned int n = 0;
+    static const unsigned char empty = 0;
+    return EVP_Digest(len ? data : &empty, len, out, &n, EVP_sha256(), NULL) == 1 &&
+           n == WV_SHA256_LEN;
+}
+
+bool wv_sha256_hex(const void *data, size_t len, char out[WV_SHA256_HEX_LEN + 1])
+{
+    unsigned char d[WV_SHA256_LEN];
+    if (!wv_sha256(data, len, d))
+        return false;
+    wv_hex_encode(d, sizeof d, out);
+    return true;
+}
+
+bool wv_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
+                    unsigned char out[WV_SHA256_LEN])
+{
+    static const unsigned char empty = 0;
+    unsigned int n = 0;
+    return HMAC(EVP_sha256(), klen ? key : &empty, (int)klen,
+                len ? (const unsigned char *)data : &empty, len, out, &n) != NULL &&
+           n == WV_SHA256_LEN;
+}
+
+bool wv_ct_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+bool wv_parse_timestamp(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > WV_MAX_TIMESTAMP_LEN)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        int d = s[i] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool wv_timestamp_fresh(int64_t ts, int64_t now, int64_t tol)
+{
+    if (tol < 0)
+        return false;
+    /* Two's-complement difference in uint64_t is exact when taken as
+     * larger minus smaller. */
+    uint64_t diff = ts >= now ? (uint64_t)ts - (uint64_t)now : (uint64_t)now - (uint64_t)ts;
+    return diff <= (uint64_t)tol;
+}
+
+/* ---- schemes ------------------------------------------------------------ */
+
+/* What a scheme's header reader found in one request. */
+typedef struct {
+    wv_bytes pre[4]; /* signed content preceding the body */
+    size_t n_pre;
+    const char *sigs; /* signature header value */
+    char sep;         /* list separator, or 0 for exactly one signature */
+    const char *tag;  /* literal before each signature ("v1,", "sha256=", ...) */
+    wv_encoding enc;  /* encoding of each signature after its tag */
+    bool has_ts;      /* the scheme carries a timestamp to check */
+    int64_t ts;
+} signed_req;
+
+typedef enum {
+    KEY_NONE, /* bearer: no HMAC keys */
+    KEY_RAW,  /* the secret's bytes are the key */
+    KEY_WHSEC /* "whsec_"-prefix optional, base64; the decoded bytes are the key */
+} key_kind;
+
+typedef wv_result (*read_fn)(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                             const char **detail);
+typedef wv_result (*verify_fn)(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
+                               const unsigned char *body, size_t len, int64_t now,
+                               const char **detail);
+
+static void add_pre(signed_req *s, const char *p, size_t n)
+{
+    s->pre[s->n_pre].data = (const unsigned char *)p;
+    s->pre[s->n_pre].len = n;
+    s->n_pre++;
+}
+
+#define FAIL(r, why)                                                                               \
+    do {                                                                                           \
+        *detail = (why);                                                                           \
+        return (r);                                                                                \
+    } while (0)
+
+static wv_result read_standard(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                               const char **detail)
+{
+    const char *id = h(hctx, "webhook-id");
+    const char *ts = h(hctx, "webhook-timestamp");
+    const char *sig = h(hctx, "webhook-signature");
+    if (!id && !ts && !sig) { /* Svix's names for the same headers */
+        id = h(hctx, "svix-id");
+        ts = h(hctx, "svix-timestamp");
+        sig = h(hctx, "svix-signature");
+    }
+    if (!id)
+        FAIL(WV_MISSING, "webhook-id missing");
+    if (!ts)
+        FAIL(WV_MISSING, "webhook-timestamp missing");
+    if (!sig)
+        FAIL(WV_MISSING, "webhook-signature missing");
+    if (*id == '\0')
+        FAIL(WV_MALFORMED, "webhook-id empty");
+    size_t tslen = strlen(ts);
+    if (!wv_parse_timestamp(ts, tslen, &s->ts))
+        FAIL(WV_MALFORMED, "webhook-timestamp not decimal seconds");
+    s->has_ts = true;
+    add_pre(s, id, strlen(id));
+    add_pre(s, ".", 1);
+    add_pre(s, ts, tslen);
+    add_pre(s, ".", 1);
+    s->sigs = sig;
+    s->sep = ' ';
+    s->tag = "v1,";
+    s->enc = WV_ENC_BASE64;
+    return WV_OK;
+}
+
+static wv_result read_github(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                             const char **detail)
+{
+    s->sigs = h(hctx, "X-Hub-Signature-256");
+    if (!s->sigs)
+        FAIL(WV_MISSING, "X-Hub-Signature-256 missing");
+    s->tag = "sha256=";
+    s->enc = WV_ENC_HEX;
+    return WV_OK;
+}
+
+static wv_result read_stripe(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                             const char **detail)
+{
+    const char *v = h(hctx, "Stripe-Signature");
+    if (!v)
+        FAIL(WV_MISSING, "Stripe-Signature missing");
+    const char *t = NULL;
+    size_t tlen = 0;
+    for (const char *p = v;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (!eq || eq == p)
+            FAIL(WV_MALFORMED, "Stripe-Signature item is not key=value");
+        if (eq - p == 1 && *p == 't') {
+            if (t)
+                FAIL(WV_MALFORMED, "Stripe-Signature has several t=");
+            t = eq + 1;
+            tlen = n - 2;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    if (!t)
+        FAIL(WV_MALFORMED, "Stripe-Signature has no t=");
+    if (!wv_parse_timestamp(t, tlen, &s->ts))
+        FAIL(WV_MALFORMED, "Stripe-Signature t= not decimal seconds");
+    s->has_ts = true;
+    add_pre(s, t, tlen);
+    add_pre(s, ".", 1);
+    s->sigs = v;
+    s->sep = ',';
+    s->tag = "v1=";
+    s->enc = WV_ENC_HEX;
+    return WV_OK;
+}
+
+static wv_result read_slack(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                            const char **detail)
+{
+    const char *sig = h(hctx, "X-Slack-Signature");
+    const char *ts = h(hctx, "X-Slack-Request-Timestamp");
+    if (!sig)
+        FAIL(WV_MISSING, "X-Slack-Signature missing");
+    if (!ts)
+        FAIL(WV_MISSING, "X-Slack-Request-Timestamp missing");
+    size_t tslen = strlen(ts);
+    if (!wv_parse_timestamp(ts, tslen, &s->ts))
+        FAIL(WV_MALFORMED, "X-Slack-Request-Timestamp not decimal seconds");
+    s->has_ts = true;
+    add_pre(s, "v0:", 3);
+    add_pre(s, ts, tslen);
+    add_pre(s, ":", 1);
+    s->sigs = sig;
+    s->tag = "v0=";
+    s->enc = WV_ENC_HEX;
+    return WV_OK;
+}
+
+static wv_result read_hmac(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
+                           const char **detail)
+{
+    s->sigs = h(hctx, c->header);
+    if (!s->sigs)
+        FAIL(WV_MISSING, "signature header missing");
+    s->tag = c->prefix;
+    s->enc = c->encoding;
+    return WV_OK;
+}
+
+/* Decode one signature (after its tag) to exactly WV_SHA256_LEN bytes. */
+static bool decode_sig(const char *p, size_t n, wv_encoding enc, unsigned char out[WV_SHA256_LEN])
+{
+    size_t got = 0;
+    bool ok = enc == WV_ENC_HEX ? wv_hex_decode(p, n, out, WV_SHA256_LEN, &got)
+                                : wv_base64_decode(p, n, out, WV_SHA256_LEN, &got);
+    return ok && got == WV_SHA256_LEN;
+}
+
+/* Compare every tagged signature in s->sigs against every MAC. Items with
+ * another tag are ignored in lists; a single-signature header must carry the
+ * tag. A tagged item that does not decode is malformed. */
+static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256_LEN],
+                            size_t n_macs, const char **detail)
+{
+    size_t tag_len = strlen(s->tag);
+    size_t found = 0;
+    int matched = 0;
+    for (const char *p = s->sigs;;) {
+        const char *end = s->sep ? strchr(p, s->sep) : NULL;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= tag_len && memcmp(p, s->tag, tag_len) == 0) {
+            unsigned char sig[WV_SHA256_LEN];
+            if (!decode_sig(p + tag_len, n - tag_len, s->enc, sig))
+                FAIL(WV_MALFORMED, "signature does not decode to 32 bytes");
+            found++;
+            for (size_t k = 0; k < n_macs; k++)
+                matched |= CRYPTO_memcmp(sig, macs[k], WV_SHA256_LEN) == 0;
+        } else if (!s->sep) {
+            FAIL(WV_MALFORMED, "signature lacks the expected prefix");
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    if (found == 0)
+        FAIL(WV_MALFORMED, "no signature with a supported version");
+    if (!matched)
+        FAIL(WV_BAD_SIGNATURE, "no signature matches");
+    return WV_OK;
+}
+
+/* HMAC-SHA256 over pre[0..n) then body, reusing ctx for each key. */
+static bool mac_parts(EVP_MAC_CTX *ctx, const unsigned char *key, size_t klen, const signed_req *s,
+                      const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN])
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t outlen = 0;
+    if (EVP_MAC_init(ctx, key, klen, params) != 1)
+        return false;
+    for (size_t i = 0; i < s->n_pre; i++)
+        if (s->pre[i].len > 0 && EVP_MAC_update(ctx, s->pre[i].data, s->pre[i].len) != 1)
+            return false;
+    if (len > 0 && EVP_MAC_update(ctx, body, len) != 1)
+        return false;
+    return EVP_MAC_final(ctx, out, &outlen, WV_SHA256_LEN) == 1 && outlen == WV_SHA256_LEN;
+}
+
+static wv_result verify_hmac(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
+                             const unsigned char *body, size_t len, int64_t now,
+                             const char **detail)
+{
+    signed_req s = {0};
+    wv_result r = read(c, h, hctx, &s, detail);
+    if (r != WV_OK)
+        return r;
+
+    unsigned char macs[WV_MAX_SECRETS][WV_SHA256_LEN];
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(c->mac);
+    if (!ctx)
+        FAIL(WV_ERROR, "EVP_MAC_CTX_new failed");
+    bool ok = true;
+    for (size_t k = 0; k < c->n_keys && ok; k++)
+        ok = mac_parts(ctx, c->keys[k], c->key_lens[k], &s, body, len, macs[k]);
+    EVP_MAC_CTX_free(ctx);
+    if (!ok) {
+        OPENSSL_cleanse(macs, sizeof macs);
+        FAIL(WV_ERROR, "HMAC computation failed");
+    }
+
+    r = match_sigs(&s, macs, c->n_keys, detail);
+    OPENSSL_cleanse(macs, sizeof macs);
+    if (r != WV_OK)
+        return r;
+    if (s.has_ts && !wv_timestamp_fresh(s.ts, now, c->tolerance_s))
+        FAIL(WV_STALE, "timestamp outside tolerance");
+    return WV_OK;
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+static wv_result verify_bearer(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
+                               const unsigned char *body, size_t len, int64_t now,
+                               const char **detail)
+{
+    const char *v = h(hctx, "Authorization");
+    if (!v)
+        FAIL(WV_MISSING, "Authorization missing");
+    if (strncasecmp(v, "Bearer", 6) != 0 || !is_space(v[6]))
+        FAIL(WV_MALFORMED, "Authorization is not Bearer");
+    const char *tok = v + 7;
+    while (is_space(*tok))
+        tok++;
+    size_t n = strlen(tok);
+    if (n == 0)
+        FAIL(WV_MALFORMED, "Bearer token empty");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)tok[i] <= 0x20 || tok[i] == 0x7f)
+            FAIL(WV_MALFORMED, "Bearer token has a space or control character");
+
+    unsigned char d[WV_SHA256_LEN];
+    if (!wv_sha256(tok, n, d))
+        FAIL(WV_ERROR, "SHA-256 failed");
+    int matched = 0;
+    for (size_t k = 0; k < c->n_digests; k++)
+        matched |= CRYPTO_memcmp(d, c->digests[k], WV_SHA256_LEN) == 0;
+    if (!matched)
+        FAIL(WV_BAD_SIGNATURE, "token not accepted");
+    return WV_OK;
+}
+
+static const struct scheme_ops {
+    const char *name;
+    key_kind keys;
+    read_fn read;     /* header reader for HMAC schemes */
+    verify_fn verify; /* verify_hmac or verify_bearer */
+} SCHEMES[] = {
+    [WV_SCHEME_STANDARD_WEBHOOKS] = {"standard-webhooks", KEY_WHSEC, read_standard, verify_hmac},
+    [WV_SCHEME_GITHUB] = {"github", KEY_RAW, read_github, verify_hmac},
+    [WV_SCHEME_STRIPE] = {"stripe", KEY_RAW, read_stripe, verify_hmac},
+    [WV_SCHEME_SLACK] = {"slack", KEY_RAW, read_slack, verify_hmac},
+    [WV_SCHEME_HMAC_SHA256] = {"hmac-sha256", KEY_RAW, read_hmac, verify_hmac},
+    [WV_SCHEME_BEARER] = {"bearer", KEY_NONE, NULL, verify_bearer},
+};
+
+#define N_SCHEMES (sizeof SCHEMES / sizeof SCHEMES[0])
+
+static const struct scheme_ops *scheme_ops(wv_scheme s)
+{
+    return (unsigned)s < N_SCHEMES ? &SCHEMES[s] : NULL;
+}
+
+bool wv_scheme_from_name(const char *name, wv_scheme *out)
+{
+    for (size_t i = 0; name && i < N_SCHEMES; i++) {
+        if (strcmp(name, SCHEMES[i].name) == 0) {
+            *out = (wv_scheme)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *wv_scheme_name(wv_scheme s)
+{
+    const struct scheme_ops *ops = scheme_ops(s);
+    return ops ? ops->name : "unknown";
+}
+
+wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
+                    const unsigned char *body, size_t len, int64_t now, const char **detail)
+{
+    const char *ignored;
+    if (!detail)
+        detail = &ignored;
+    *detail = "ok";
+    if (!c || !get_header || (!body && len > 0))
+        FAIL(WV_ERROR, "bad arguments");
+    const struct scheme_ops *ops = scheme_ops(c->scheme);
+    return ops->verify(c, ops->read, get_header, hctx, body, len, now, detail);
+}
+
+const char *wv_result_str(wv_result r)
+{
+    switch (r) {
+    case WV_OK:
+        return "ok";
+    case WV_MISSING:
+        return "signature header missing";
+    case WV_MALFORMED:
+        return "signature header malformed";
+    case WV_BAD_SIGNATURE:
+        return "bad signature";
+    case WV_STALE:
+        return "timestamp outside tolerance";
+    case WV_ERROR:
+        return "internal error";
+    }
+    return "unknown";
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+void wv_params_init(wv_params *p, wv_scheme scheme)
+{
+    memset(p, 0, sizeof *p);
+    p->scheme = scheme;
+    p->tolerance_s = WV_TOLERANCE_DEFAULT;
+    p->encoding = WV_ENC_HEX;
+}
+
+wv_scheme wv_config_scheme(const wv_config *c)
+{
+    return c->scheme;
+}
+
+void wv_config_free(wv_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_keys; i++)
+        OPENSSL_clear_free(c->keys[i], c->key_lens[i]);
+    if (c->digests)
+        OPENSSL_clear_free(c->digests, c->n_digests * sizeof c->digests[0]);
+    free(c->header);
+    free(c->prefix);
+    EVP_MAC_free(c->mac);
+    free(c);
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool valid_header_name(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
+static bool valid_prefix(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+#define CONFIG_ERR(...)                                                                            \
+    do {                                                                                           \
+        if (err && errsz)                                                                          \
+            snprintf(err, errsz, __VA_ARGS__);                                                     \
+        st = HR_ERR_INVALID;                                                                       \
+        goto fail;                                                                                 \
+    } while (0)
+
+/* Turn secret i into an HMAC key owned by c. */
+static hr_status add_key(wv_config *c, key_kind kind, const wv_bytes *sec, size_t i, char *err,
+                         size_t errsz)
+{
+    hr_status st = HR_OK;
+    unsigned char *key = NULL;
+    size_t klen = 0, cap = 0;
+    if (!sec->data || sec->len == 0)
+        CONFIG_ERR("verify.secrets_env[%zu]: empty", i);
+    if (kind == KEY_WHSEC) {
+        const char *b64 = (const char *)sec->data;
+        size_t n = sec->len;
+        if (n >= 6 && memcmp(b64, "whsec_", 6) == 0) {
+            b64 += 6;
+            n -= 6;
+        }
+        cap = wv_base64_decoded_max(n);
+        key = OPENSSL_malloc(cap);
+        if (!key)
+            return HR_ERR_NOMEM;
+        if (!wv_base64_decode(b64, n, key, cap, &klen))
+            CONFIG_ERR("verify.secrets_env[%zu]: not valid base64", i);
+        if (klen == 0)
+            CONFIG_ERR("verify.secrets_env[%zu]: empty key after whsec_", i);
+    } else {
+        key = OPENSSL_malloc(sec->len);
+        if (!key)
+            return HR_ERR_NOMEM;
+        memcpy(key, sec->data, sec->len);
+        klen = sec->len;
+    }
+    c->keys[c->n_keys] = key;
+    c->key_lens[c->n_keys] = klen;
+    c->n_keys++;
+    return HR_OK;
+fail:
+    OPENSSL_clear_free(key, cap);
+    return st;
+}
+
+hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t errsz)
+{
+    hr_status st = HR_OK;
+    wv_config *c = NULL;
+    *out = NULL;
+    if (err && errsz)
+        err[0] = '\0';
+    const struct scheme_ops *ops = p ? scheme_ops(p->scheme) : NULL;
+    if (!ops)
+        CONFIG_ERR("verify.scheme: unknown");
+
+    bool is_hmac = p->scheme == WV_SCHEME_HMAC_SHA256;
+    bool is_bearer = p->scheme == WV_SCHEME_BEARER;
+    if (p->tolerance_s < 0)
+        CONFIG_ERR("verify.tolerance_s: must be >= 0");
+    if (!is_hmac && p->header)
+        CONFIG_ERR("verify.header: only for scheme hmac-sha256");
+    if (!is_hmac && p->prefix && *p->prefix)
+        CONFIG_ERR("verify.prefix: only for scheme hmac-sha256");
+    if (!is_hmac && p->encoding != WV_ENC_HEX)
+        CONFIG_ERR("verify.encoding: only for scheme hmac-sha256");
+    if (is_hmac && !valid_header_name(p->header))
+        CONFIG_ERR("verify.header: %s",
+                   p->header ? "not a valid header name" : "required for scheme hmac-sha256");
+    if (is_hmac && p->encoding != WV_ENC_HEX && p->encoding != WV_ENC_BASE64)
+        CONFIG_ERR("verify.encoding: must be hex or base64");
+    if (is_hmac && p->prefix && !valid_prefix(p->prefix))
+        CONFIG_ERR("verify.prefix: must be printable ASCII without spaces");
+    if (is_bearer && p->n_secrets > 0)
+        CONFIG_ERR("verify.secrets_env: not used by scheme bearer");
+    if (!is_bearer && (p->n_tokens_sha256 > 0 || p->n_tokens > 0))
+        CONFIG_ERR("verify.%s: only for scheme bearer",
+                   p->n_tokens_sha256 ? "tokens_sha256" : "tokens_env");
+    if (is_bearer && p->n_tokens_sha256 + p->n_tokens == 0)
+        CONFIG_ERR("verify: scheme bearer needs tokens_sha256 or tokens_env");
+    if (!is_bearer && p->n_secrets == 0)
+        CONFIG_ERR("verify.secrets_env: at least one secret required for scheme %s", ops->name);
+    if (p->n_secrets > WV_MAX_SECRETS)
+        CONFIG_ERR("verify.secrets_env: at most %d secrets", WV_MAX_SECRETS);
+
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return HR_ERR_NOMEM;
+    c->scheme = p->scheme;
+    c->tolerance_s = p->tolerance_s;
+    c->encoding = p->encoding;
+    if (is_hmac) {
+        c->header = strdup(p->header);
+        c->prefix = strdup(p->prefix ? p->prefix : "");
+        if (!c->header || !c->prefix) {
+            st = HR_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < p->n_secrets; i++) {
+        st = add_key(c, ops->keys, &p->secrets[i], i, err, errsz);
+        if (st != HR_OK)
+            goto fail;
+    }
+    if (is_bearer) {
+        size_t n = p->n_tokens_sha256 + p->n_tokens;
+        c->digests = OPENSSL_zalloc(n * sizeof c->digests[0]);
+        if (!c->digests) {
+            st = HR_ERR_NOMEM;
+            goto fail;
+        }
+        c->n_digests = n;
+        for (size_t i = 0; i < p->n_tokens_sha256; i++) {
+            const char *hex = p->tokens_sha256[i];
+            size_t got = 0;
+            if (!hex || strlen(hex) != WV_SHA256_HEX_LEN ||
+                !wv_hex_decode(hex, WV_SHA256_HEX_LEN, c->digests[i], WV_SHA256_LEN, &got))
+                CONFIG_ERR("verify.tokens_sha256[%zu]: not a 64-digit hex SHA-256 digest", i);
+        }
+        for (size_t i = 0; i < p->n_tokens; i++) {
+            const wv_bytes *t = &p->tokens[i];
+            if (!t->data || t->len == 0)
+                CONFIG_ERR("verify.tokens_env[%zu]: empty", i);
+            if (!wv_sha256(t->data, t->len, c->digests[p->n_tokens_sha256 + i])) {
+                st = HR_ERR_INVALID;
+                goto fail;
+            }
+        }
+    } else {
+        c->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+        if (!c->mac) {
+            st = HR_ERR_INVALID;
+            if (err && errsz)
+                snprintf(err, errsz, "verify: libcrypto has no HMAC");
+            goto fail;
+        }
+    }
+    *out = c;
+    return HR_OK;
+fail:
+    wv_config_free(c);
+    return st;
+}
