@@ -95,8 +95,8 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m)
         return HR_ERR_NOMEM;
     b->m_connected = metrics_cell0(
         metrics_gauge(m, "herald_nats_connected", "1 while the NATS connection is up.", NULL));
-    b->m_reconnects = metrics_cell0(metrics_counter(m, "herald_nats_reconnects_total",
-                                                    "Successful NATS reconnections.", NULL));
+    b->m_reconnects = metrics_cell0(
+        metrics_counter(m, "herald_nats_reconnects_total", "Successful NATS reconnections.", NULL));
     natsStatus s = natsOptions_Create(&b->opts);
     if (s == NATS_OK)
         s = natsOptions_SetServers(b->opts, (const char **)cfg->nats_servers,

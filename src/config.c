@@ -474,9 +474,9 @@ static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
 static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
 {
     static const char *const keys[] = {
-        "listen",         "allowed_origins", "max_frame_bytes", "max_subscriptions",
-        "max_queue_bytes", "slow_consumer",  "auth_timeout_ms", "ping_interval_s",
-        "ping_timeout_s", "auth_cookie",     "query_token",     NULL};
+        "listen",          "allowed_origins", "max_frame_bytes", "max_subscriptions",
+        "max_queue_bytes", "slow_consumer",   "auth_timeout_ms", "ping_interval_s",
+        "ping_timeout_s",  "auth_cookie",     "query_token",     NULL};
     static const char *const slow[] = {"disconnect", "drop", NULL};
     const json_t *o = get_obj(c, root, "ws", "");
     if (o)
@@ -497,9 +497,9 @@ static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
 
 static void parse_nats(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {"servers", "name", "user", "user_env", "password",
-                                       "password_env", "token", "token_env", "creds_file",
-                                       "publish_timeout_ms", NULL};
+    static const char *const keys[] = {
+        "servers", "name",      "user",       "user_env",           "password", "password_env",
+        "token",   "token_env", "creds_file", "publish_timeout_ms", NULL};
     const json_t *o = get_obj(c, root, "nats", "");
     if (o)
         check_keys(c, o, "nats", keys);
@@ -558,7 +558,8 @@ static void parse_nats(ctx_t *c, hr_config *cfg, const json_t *root)
             problem(c, "nats.creds_file", "cannot read %s: %s", cfg->nats_creds_file,
                     strerror(errno));
     }
-    cfg->nats_publish_timeout_ms = (int)get_int(c, o, "publish_timeout_ms", "nats", 100, 60000, 5000);
+    cfg->nats_publish_timeout_ms =
+        (int)get_int(c, o, "publish_timeout_ms", "nats", 100, 60000, 5000);
 }
 
 static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
@@ -568,8 +569,8 @@ static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
     if (auth)
         check_keys(c, auth, "auth", auth_keys);
     const json_t *o = get_obj(c, auth, "jwt", "auth");
-    static const char *const keys[] = {"keys", "issuer", "audience", "roles_claim", "leeway_s",
-                                       NULL};
+    static const char *const keys[] = {"keys",        "issuer",   "audience",
+                                       "roles_claim", "leeway_s", NULL};
     if (o)
         check_keys(c, o, "auth.jwt", keys);
     cfg->jwt_issuer = get_str(c, o, "issuer", "auth.jwt", NULL);
@@ -587,8 +588,8 @@ static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
     cfg->jwt_keys = calloc(n ? n : 1, sizeof *cfg->jwt_keys);
     if (!cfg->jwt_keys)
         return;
-    static const char *const key_keys[] = {"alg", "kid", "secret", "secret_env",
-                                           "public_key_file", NULL};
+    static const char *const key_keys[] = {"alg", "kid", "secret", "secret_env", "public_key_file",
+                                           NULL};
     static const char *const algs[] = {"HS256", "RS256", "ES256", NULL};
     for (size_t i = 0; i < n; i++) {
         char p[PATH_MAX_LEN];
@@ -682,10 +683,10 @@ static bool check_allow_deny(ctx_t *c, const json_t *o, const char *path)
 static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
                           const char *path)
 {
-    static const char *const keys[] = {"verify", "subject", "type", "delivery", "publish",
-                                       "max_body_bytes", "content_types", NULL};
+    static const char *const keys[] = {"verify",  "subject",        "type",          "delivery",
+                                       "publish", "max_body_bytes", "content_types", NULL};
     static const char *const schemes[] = {"standard-webhooks", "github", "stripe", "slack",
-                                          "hmac-sha256", "bearer", NULL};
+                                          "hmac-sha256",       "bearer", NULL};
     static const char *const deliveries[] = {"auto", "jetstream", "core", NULL};
     w->name = strdup(name);
     check_keys(c, o, path, keys);
@@ -956,8 +957,8 @@ static void get_rate(ctx_t *c, const json_t *o, const char *key, hr_rate *out)
 
 static void parse_limits(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {"ws_upgrades_per_ip", "http_requests_per_ip",
-                                       "ws_messages_per_session", "max_ws_connections",
+    static const char *const keys[] = {"ws_upgrades_per_ip",        "http_requests_per_ip",
+                                       "ws_messages_per_session",   "max_ws_connections",
                                        "max_ws_connections_per_ip", NULL};
     const json_t *o = get_obj(c, root, "limits", "");
     if (!o)
@@ -988,9 +989,9 @@ hr_config *config_from_json(const json_t *root, config_env_fn env, config_proble
         config_free(cfg);
         return NULL;
     }
-    static const char *const keys[] = {"http", "ws", "nats", "auth", "permissions", "webhooks",
-                                       "publish_api", "history", "limits", "log",
-                                       "shutdown_timeout_s", NULL};
+    static const char *const keys[] = {
+        "http",        "ws",      "nats",   "auth", "permissions",        "webhooks",
+        "publish_api", "history", "limits", "log",  "shutdown_timeout_s", NULL};
     check_keys(&c, root, "", keys);
     parse_http(&c, cfg, root);
     parse_ws(&c, cfg, root);
@@ -1052,8 +1053,8 @@ hr_config *config_load(const char *path, config_env_fn env, config_problems *pro
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
     fclose(f);
     if (!root) {
-        problem(&c, "", "invalid JSON in %s at line %d, column %d: %s", path, err.line,
-                err.column, err.text);
+        problem(&c, "", "invalid JSON in %s at line %d, column %d: %s", path, err.line, err.column,
+                err.text);
         return NULL;
     }
     hr_config *cfg = config_from_json(root, env, probs);

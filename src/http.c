@@ -19,7 +19,7 @@
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*route_fn)(http_server *s, http_req *r, struct MHD_Connection *c,
-                                   const char *url);
+                                    const char *url);
 
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4 };
 
@@ -38,9 +38,9 @@ struct http_req {
     http_server *srv;
     const route *route;
     const char *label;
-    int status;       /* status of the queued response */
-    bool started;     /* first handler call seen */
-    bool bad_path;    /* raw URI held a percent-encoded control byte */
+    int status;    /* status of the queued response */
+    bool started;  /* first handler call seen */
+    bool bad_path; /* raw URI held a percent-encoded control byte */
 };
 
 struct http_server {
@@ -103,9 +103,8 @@ static const char *status_title(int status)
 
 /* RFC 9457 problem+json. `extra_header`/`extra_value` may be NULL. */
 static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int status,
-                                    const char *slug, const char *detail,
-                                    const char *extra_header, const char *extra_value,
-                                    bool close_conn)
+                                    const char *slug, const char *detail, const char *extra_header,
+                                    const char *extra_value, bool close_conn)
 {
     char type[128];
     snprintf(type, sizeof type, "urn:herald:problem:%s", slug);
@@ -136,14 +135,14 @@ static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int s
 /* ---- operational routes --------------------------------------------------- */
 
 static enum MHD_Result h_healthz(http_server *s, http_req *r, struct MHD_Connection *c,
-                               const char *url)
+                                 const char *url)
 {
     static const char body[] = "{\"status\":\"ok\"}";
     return send_response(r, c, 200, "application/json", body, sizeof body - 1, false);
 }
 
 static enum MHD_Result h_readyz(http_server *s, http_req *r, struct MHD_Connection *c,
-                               const char *url)
+                                const char *url)
 {
     bus_state st = bus_get_state(s->deps.bus);
     if (st == BUS_CONNECTED) {
@@ -157,7 +156,7 @@ static enum MHD_Result h_readyz(http_server *s, http_req *r, struct MHD_Connecti
 }
 
 static enum MHD_Result h_metrics(http_server *s, http_req *r, struct MHD_Connection *c,
-                               const char *url)
+                                 const char *url)
 {
     char *text;
     size_t len;
@@ -181,10 +180,14 @@ static const char *content_type_for(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"},   {".js", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},     {".json", "application/json"},
-        {".svg", "image/svg+xml"},               {".png", "image/png"},
-        {".ico", "image/x-icon"},                {".txt", "text/plain; charset=utf-8"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
         {".map", "application/json"},
     };
     const char *dot = strrchr(path, '.');
@@ -240,7 +243,7 @@ static bool has_dotdot(const char *p)
 }
 
 static enum MHD_Result h_static(http_server *s, http_req *r, struct MHD_Connection *c,
-                               const char *url)
+                                const char *url)
 {
     const char *rel = url + strlen("/static/");
     if (!*rel || has_dotdot(rel))
@@ -249,7 +252,7 @@ static enum MHD_Result h_static(http_server *s, http_req *r, struct MHD_Connecti
 }
 
 static enum MHD_Result h_openapi(http_server *s, http_req *r, struct MHD_Connection *c,
-                               const char *url)
+                                 const char *url)
 {
     char real[PATH_MAX];
     if (!realpath(s->deps.openapi_dir, real))
@@ -271,8 +274,7 @@ static const route *find_route(const char *url)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route *rt = &routes[i];
-        if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0
-                       : strcmp(url, rt->path) == 0)
+        if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0)
             return rt;
     }
     return NULL;
@@ -330,9 +332,8 @@ static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     http_server *s = cls;
     http_req *r = *con_cls;
@@ -378,7 +379,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     http_req *r = *con_cls;
     if (!r)
         return;
-    char code[8];
+    char code[16];
     if (r->status)
         snprintf(code, sizeof code, "%dxx", r->status / 100);
     else

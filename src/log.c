@@ -1,5 +1,6 @@
 /* log: JSON lines on stderr. */
 #include "herald/log.h"
+#include "herald/netutil.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -7,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static atomic_int min_level = LOG_INFO;
@@ -38,13 +38,8 @@ void log_msg(log_level lvl, const char *msg, const char *fields, ...)
 {
     if (!log_enabled(lvl))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char tsbuf[40];
-    snprintf(tsbuf, sizeof tsbuf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    net_rfc3339_now(tsbuf, sizeof tsbuf);
 
     json_t *o = NULL;
     if (fields) {

@@ -192,12 +192,10 @@ int main(int argc, char **argv)
         goto out;
     }
     char http_url[128], ws_url[128];
-    snprintf(http_url, sizeof http_url, "http://%s:%d/", cfg->http_listen.host,
-             http_port(a.http));
-    snprintf(ws_url, sizeof ws_url, "ws://%s:%d/v1/ws", cfg->ws_listen.host,
-             cfg->ws_listen.port);
-    log_info("herald started", "{s:s, s:s, s:s, s:s}", "version", HERALD_VERSION, "http",
-             http_url, "ws", ws_url, "static_dir", static_dir);
+    snprintf(http_url, sizeof http_url, "http://%s:%d/", cfg->http_listen.host, http_port(a.http));
+    snprintf(ws_url, sizeof ws_url, "ws://%s:%d/v1/ws", cfg->ws_listen.host, cfg->ws_listen.port);
+    log_info("herald started", "{s:s, s:s, s:s, s:s}", "version", HERALD_VERSION, "http", http_url,
+             "ws", ws_url, "static_dir", static_dir);
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

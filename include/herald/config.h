@@ -22,7 +22,7 @@ typedef struct {
 } hr_listen;
 
 typedef struct {
-    bool on;        /* false = limit off (key absent) */
+    bool on; /* false = limit off (key absent) */
     double rate_per_s;
     int burst;
 } hr_rate;
@@ -31,30 +31,30 @@ typedef enum { SLOW_DISCONNECT = 0, SLOW_DROP } hr_slow_policy;
 typedef enum { DELIVERY_AUTO = 0, DELIVERY_JETSTREAM, DELIVERY_CORE } hr_delivery;
 
 typedef struct {
-    char alg[8];           /* "HS256" | "RS256" | "ES256" */
-    char *kid;             /* NULL if unset */
-    char *secret;          /* HS256: resolved from secret / secret_env */
+    char alg[8];  /* "HS256" | "RS256" | "ES256" */
+    char *kid;    /* NULL if unset */
+    char *secret; /* HS256: resolved from secret / secret_env */
     size_t secret_len;
     char *public_key_file; /* RS256/ES256: PEM path (exists, readable) */
 } hr_jwt_key;
 
 typedef struct {
-    char *name;          /* source name, [a-z0-9][a-z0-9_-]{0,63} */
-    char *scheme;        /* standard-webhooks | github | stripe | slack | hmac-sha256 | bearer */
-    char **secrets;      /* resolved secret values (secret[_env] / secrets[_env]) */
+    char *name;     /* source name, [a-z0-9][a-z0-9_-]{0,63} */
+    char *scheme;   /* standard-webhooks | github | stripe | slack | hmac-sha256 | bearer */
+    char **secrets; /* resolved secret values (secret[_env] / secrets[_env]) */
     size_t nsecrets;
-    int tolerance_s;     /* default 300 */
-    char *header;        /* hmac-sha256 */
-    char *encoding;      /* hmac-sha256: "hex" | "base64" */
-    char *prefix;        /* hmac-sha256: optional */
+    int tolerance_s;      /* default 300 */
+    char *header;         /* hmac-sha256 */
+    char *encoding;       /* hmac-sha256: "hex" | "base64" */
+    char *prefix;         /* hmac-sha256: optional */
     char **tokens_sha256; /* bearer: lowercase hex digests */
     size_t ntokens_sha256;
-    char **tokens;       /* bearer: resolved tokens_env values */
+    char **tokens; /* bearer: resolved tokens_env values */
     size_t ntokens;
-    char *subject;       /* subject template */
-    char *type;          /* ce-type template or NULL for the scheme default */
+    char *subject; /* subject template */
+    char *type;    /* ce-type template or NULL for the scheme default */
     hr_delivery delivery;
-    json_t *publish;     /* {allow,deny} or NULL */
+    json_t *publish; /* {allow,deny} or NULL */
     int64_t max_body_bytes;
     char **content_types; /* NULL = the scheme default */
     size_t ncontent_types;

@@ -36,8 +36,8 @@ metrics_cell *metrics_cell_get(metrics_family *f, const char *const *values);
 /* Shortcut for families without labels. */
 metrics_cell *metrics_cell0(metrics_family *f);
 
-void metrics_add(metrics_cell *c, int64_t n); /* counter or gauge */
-void metrics_set(metrics_cell *c, int64_t v); /* gauge */
+void metrics_add(metrics_cell *c, int64_t n);    /* counter or gauge */
+void metrics_set(metrics_cell *c, int64_t v);    /* gauge */
 void metrics_observe(metrics_cell *c, double v); /* histogram */
 int64_t metrics_value(const metrics_cell *c);
 
