@@ -192,5 +192,8 @@ void bus_free(bus *b, int timeout_ms)
         natsConnection_Destroy(b->nc);
     }
     natsOptions_Destroy(b->opts);
+    /* nats.c runs the connection callbacks asynchronously, even after
+     * Destroy: wait for its threads before freeing what they point to. */
+    nats_CloseAndWait(2000);
     free(b);
 }

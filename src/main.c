@@ -224,7 +224,6 @@ out:
     http_stop(a.http, 0);
     ws_stop(a.ws, 0);
     bus_free(a.bus, 0);
-    nats_Close();
     metrics_free(a.metrics);
     config_free(cfg);
     return rc;

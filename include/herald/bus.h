@@ -45,7 +45,9 @@ int64_t bus_max_payload(bus *b);
  * bus_free; nats.c calls on it are thread-safe. */
 natsConnection *bus_conn(bus *b);
 
-/* Drain (bounded by timeout_ms), close and free. */
+/* Drain (bounded by timeout_ms), close and free. Also shuts the nats.c
+ * library down (its callback threads hold pointers into the bus), so every
+ * other NATS object must be destroyed first. */
 void bus_free(bus *b, int timeout_ms);
 
 #endif

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# herald's two commands:
+#   ./herald.sh run    install what is missing, build, start nats-server (JetStream)
+#                      unless NATS_ADDR is set, then herald with examples/dev.json
+#   ./herald.sh test   install what is missing, build (plain and ASan+UBSan), run
+#                      every suite; exits non-zero on any failure
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang-format
+  libmicrohttpd-dev libwebsockets-dev libnats-dev libjansson-dev libcmocka-dev
+  libjwt-dev libssl-dev nats-server python3 python3-venv curl)
+
+log() { printf '\033[1m[herald.sh]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# The Python tools the integration suites use, in a project-local venv.
+ensure_venv() {
+  local req="$ROOT/tests/requirements.txt" stamp="$ROOT/.venv/.installed"
+  if [ ! -x "$ROOT/.venv/bin/python" ]; then
+    python3 -m venv "$ROOT/.venv"
+  fi
+  if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
+    log "installing Python test tools"
+    "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$stamp"
+  fi
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir"
+}
+
+cmd_run() {
+  ensure_packages
+  build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  local state="$ROOT/.state" nats_pid=""
+  mkdir -p "$state"
+  export HERALD_DEV_JWT_SECRET=${HERALD_DEV_JWT_SECRET:-dev-secret-change-me-0123456789abcdef}
+  if [ -z "${NATS_ADDR:-}" ]; then
+    log "starting nats-server with JetStream (store: $state/nats)"
+    nats-server -js -sd "$state/nats" -a 127.0.0.1 -p 4222 >"$state/nats-server.log" 2>&1 &
+    nats_pid=$!
+    export NATS_ADDR=nats://127.0.0.1:4222
+  fi
+  trap 'kill -TERM ${herald_pid:-} 2>/dev/null; wait ${herald_pid:-} 2>/dev/null; [ -n "$nats_pid" ] && kill -TERM $nats_pid 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM
+  "$ROOT/build/herald" --config "$ROOT/examples/dev.json" &
+  herald_pid=$!
+  for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  log "demo page:  http://localhost:8080/"
+  log "WebSocket:  ws://localhost:8081/v1/ws"
+  log "health:     http://localhost:8080/readyz   metrics: http://localhost:8080/metrics"
+  log "API docs:   http://localhost:8080/docs"
+  log "NATS:       $NATS_ADDR   (Ctrl-C stops herald and the local nats-server)"
+  wait $herald_pid || true
+  [ -n "$nats_pid" ] && kill -TERM $nats_pid 2>/dev/null
+  wait 2>/dev/null || true
+}
+
+cmd_test() {
+  ensure_packages
+  ensure_venv
+  local failed=0
+  log "format check (clang-format)"
+  if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/include/herald/*.h "$ROOT"/tests/unit/*.c; then
+    log "clang-format: files need formatting"; failed=1
+  fi
+  for variant in plain asan; do
+    local dir="$ROOT/build-test-$variant" args=(-DCMAKE_BUILD_TYPE=Debug)
+    [ $variant = asan ] && args+=(-DHERALD_SANITIZE=ON)
+    log "[$variant] build"
+    build "$dir" "${args[@]}" || { failed=1; continue; }
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    log "[$variant] unit tests (ctest)"
+    (cd "$dir" && ctest --output-on-failure) || failed=1
+    log "[$variant] integration tests (pytest, real nats-server)"
+    HERALD_BIN="$dir/herald" HERALD_VARIANT=$variant \
+      "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" \
+      || failed=1
+  done
+  if [ $failed -ne 0 ]; then log "FAILED"; exit 1; fi
+  log "all suites passed"
+}
+
+case "${1:-}" in
+  run) cmd_run ;;
+  test) cmd_test ;;
+  build) ensure_packages; build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
+  *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
+esac
