@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "herald/log.h"
@@ -270,6 +271,19 @@ static char *get_secret(ctx_t *c, const json_t *obj, const char *key, const char
 }
 
 /* ---- value checks ------------------------------------------------------- */
+
+/* A key or credentials file: readable and not a directory (errno set if not). */
+static bool file_readable(const char *path)
+{
+    struct stat st;
+    if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+        return false;
+    if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return false;
+    }
+    return true;
+}
 
 bool config_parse_listen(const char *s, hr_listen *out)
 {
@@ -554,7 +568,7 @@ static void parse_nats(ctx_t *c, hr_config *cfg, const json_t *root)
         cfg->nats_password = get_secret(c, o, "password", "nats", &present);
         cfg->nats_token = get_secret(c, o, "token", "nats", &present);
         cfg->nats_creds_file = get_str(c, o, "creds_file", "nats", NULL);
-        if (cfg->nats_creds_file && access(cfg->nats_creds_file, R_OK) != 0)
+        if (cfg->nats_creds_file && !file_readable(cfg->nats_creds_file))
             problem(c, "nats.creds_file", "cannot read %s: %s", cfg->nats_creds_file,
                     strerror(errno));
     }
@@ -626,7 +640,7 @@ static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
             join(fp, p, "public_key_file");
             if (!key->public_key_file && !json_object_get(k, "public_key_file"))
                 problem(c, fp, "is required for %s", algs[alg]);
-            else if (key->public_key_file && access(key->public_key_file, R_OK) != 0)
+            else if (key->public_key_file && !file_readable(key->public_key_file))
                 problem(c, fp, "cannot read %s: %s", key->public_key_file, strerror(errno));
             if (json_object_get(k, "secret") || json_object_get(k, "secret_env"))
                 problem(c, p, "secret is for HS256 keys");
@@ -678,6 +692,13 @@ static bool check_allow_deny(ctx_t *c, const json_t *o, const char *path)
     get_strv(c, o, "deny", path, &v, &n, check_pattern);
     free_strv(v, n);
     return c->probs->n == before;
+}
+
+/* Absent, or an empty array: names nothing (a malformed value is reported
+ * where it is read, not here). */
+static bool no_entries(const json_t *v)
+{
+    return !v || (json_is_array(v) && json_array_size(v) == 0);
 }
 
 static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
@@ -772,7 +793,8 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
             }
         }
         free_strv(names, nn);
-        if (!json_object_get(v, "tokens_sha256") && !json_object_get(v, "tokens_env"))
+        if (no_entries(json_object_get(v, "tokens_sha256")) &&
+            no_entries(json_object_get(v, "tokens_env")))
             problem(c, p, "bearer needs tokens_sha256 or tokens_env");
         return;
     }
@@ -804,7 +826,7 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
         free(one);
     }
     free_strv(names, nn);
-    if (!present && !json_object_get(v, "secrets_env"))
+    if (!present && no_entries(json_object_get(v, "secrets_env")))
         problem(c, p, "%s needs secret_env or secrets_env", w->scheme);
 
     if (is_hmac) {
