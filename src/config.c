@@ -671,8 +671,9 @@ static void parse_permissions(ctx_t *c, hr_config *cfg, const json_t *root)
     if (o && json_object_get(o, "roles") && !roles)
         return;
     struct perms_report_ctx r = {c, "permissions.roles"};
+    size_t before = c->probs->n;
     cfg->perms = perms_table_new(roles, perms_report, &r);
-    if (!cfg->perms && c->probs->n == 0)
+    if (!cfg->perms && c->probs->n == before)
         problem(c, "permissions.roles", "cannot be compiled");
 }
 
