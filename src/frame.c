@@ -1,0 +1,253 @@
+/* frame: refcounted frames and the herald.v1 server message encoders. */
+#include "herald/frame.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/webhook_verify.h"
+
+frame *frame_new(size_t len)
+{
+    frame *f = malloc(sizeof *f + FRAME_PRE + len + 1);
+    if (!f)
+        return NULL;
+    atomic_init(&f->refs, 1);
+    f->is_event = false;
+    f->len = len;
+    f->data[FRAME_PRE + len] = '\0';
+    return f;
+}
+
+frame *frame_ref(frame *f)
+{
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void frame_release(frame *f)
+{
+    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free(f);
+}
+
+bool frame_utf8_valid(const void *sv, size_t len)
+{
+    const unsigned char *s = sv;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+bool frame_json_string(char *buf, size_t cap, size_t *pos, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t p = *pos;
+    if (p + 2 > cap)
+        return false;
+    buf[p++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            break;
+        }
+        if (esc) {
+            if (p + 2 >= cap)
+                return false;
+            buf[p++] = esc[0];
+            buf[p++] = esc[1];
+        } else if (c < 0x20) {
+            if (p + 6 >= cap)
+                return false;
+            memcpy(buf + p, "\\u00", 4);
+            buf[p + 4] = hex[c >> 4];
+            buf[p + 5] = hex[c & 15];
+            p += 6;
+        } else {
+            if (p + 1 >= cap)
+                return false;
+            buf[p++] = (char)c;
+        }
+    }
+    if (p + 1 > cap)
+        return false;
+    buf[p++] = '"';
+    *pos = p;
+    return true;
+}
+
+static bool put(char *buf, size_t cap, size_t *pos, const void *s, size_t len)
+{
+    if (*pos + len > cap)
+        return false;
+    memcpy(buf + *pos, s, len);
+    *pos += len;
+    return true;
+}
+
+#define PUTS(lit) put(out, cap, &pos, lit, sizeof(lit) - 1)
+
+frame *frame_event(const char *subject, size_t slen, const void *payload, size_t plen,
+                   const char *time, int64_t seq)
+{
+    enum { AS_JSON, AS_STRING, AS_B64 } mode = AS_B64;
+    if (plen == 0) {
+        mode = AS_STRING;
+    } else {
+        json_error_t err;
+        json_t *j = json_loadb(payload, plen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        if (j) {
+            mode = AS_JSON;
+            json_decref(j);
+        } else if (frame_utf8_valid(payload, plen)) {
+            mode = AS_STRING;
+        }
+    }
+    /* Worst cases: a string escapes to 6 bytes per byte; base64 is 4/3. */
+    size_t body = mode == AS_JSON ? plen : mode == AS_STRING ? plen * 6 + 2 : (plen + 2) / 3 * 4 + 2;
+    size_t cap = 96 + slen * 6 + body + strlen(time) + 24;
+    frame *f = frame_new(cap);
+    if (!f)
+        return NULL;
+    f->is_event = true;
+    char *out = (char *)frame_payload(f);
+    size_t pos = 0;
+    bool ok = PUTS("{\"type\":\"event\",\"subject\":") &&
+              frame_json_string(out, cap, &pos, subject, slen);
+    if (mode == AS_B64) {
+        ok = ok && PUTS(",\"data_b64\":\"");
+        if (ok) {
+            pos += wv_base64_encode(payload, plen, out + pos);
+            ok = PUTS("\"");
+        }
+    } else {
+        ok = ok && PUTS(",\"data\":");
+        if (mode == AS_JSON)
+            ok = ok && put(out, cap, &pos, payload, plen);
+        else
+            ok = ok && frame_json_string(out, cap, &pos, payload, plen);
+    }
+    if (ok && seq >= 0) {
+        char num[40];
+        int n = snprintf(num, sizeof num, ",\"seq\":%lld", (long long)seq);
+        ok = put(out, cap, &pos, num, (size_t)n);
+    }
+    ok = ok && PUTS(",\"time\":\"") && put(out, cap, &pos, time, strlen(time)) && PUTS("\"}");
+    if (!ok) {
+        frame_release(f);
+        return NULL;
+    }
+    f->len = pos;
+    out[pos] = '\0';
+    return f;
+}
+
+frame *frame_from_json(const json_t *o)
+{
+    size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (n == 0)
+        return NULL;
+    frame *f = frame_new(n);
+    if (!f)
+        return NULL;
+    json_dumpb(o, (char *)frame_payload(f), n, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    frame_payload(f)[n] = '\0';
+    return f;
+}
+
+static frame *typed(const char *type, const char *id)
+{
+    json_t *o = json_pack("{s:s}", "type", type);
+    if (!o)
+        return NULL;
+    if (id)
+        json_object_set_new(o, "id", json_string(id));
+    frame *f = frame_from_json(o);
+    json_decref(o);
+    return f;
+}
+
+frame *frame_ok(const char *id)
+{
+    return typed("ok", id);
+}
+
+frame *frame_pong(const char *id)
+{
+    return typed("pong", id);
+}
+
+frame *frame_error(const char *id, const char *code, const char *message, const char *subject,
+                   int64_t first_seq)
+{
+    json_t *o = json_pack("{s:s}", "type", "error");
+    if (!o)
+        return NULL;
+    if (id)
+        json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "code", json_string(code));
+    json_object_set_new(o, "message", json_string(message));
+    if (subject)
+        json_object_set_new(o, "subject", json_string(subject));
+    if (first_seq >= 0)
+        json_object_set_new(o, "first_seq", json_integer(first_seq));
+    frame *f = frame_from_json(o);
+    json_decref(o);
+    return f;
+}
+
+frame *frame_dropped(uint64_t count)
+{
+    json_t *o = json_pack("{s:s, s:I}", "type", "dropped", "count", (json_int_t)count);
+    frame *f = o ? frame_from_json(o) : NULL;
+    json_decref(o);
+    return f;
+}
