@@ -121,6 +121,12 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m)
         s = natsOptions_SetErrorHandler(b->opts, on_error, b);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(b->opts, 2000);
+    /* One delivery pool instead of a thread per subscription: herald keeps
+     * one subscription per distinct pattern, possibly thousands. */
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(2);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(b->opts, true);
     if (s == NATS_OK && cfg->nats_user)
         s = natsOptions_SetUserInfo(b->opts, cfg->nats_user, cfg->nats_password);
     if (s == NATS_OK && cfg->nats_token)
@@ -181,13 +187,14 @@ void bus_free(bus *b, int timeout_ms)
     if (b->nc) {
         /* Drain flushes pending publishes and unsubscribes, then closes the
          * connection asynchronously: wait for that, bounded. */
-        if (bus_get_state(b) == BUS_CONNECTED && timeout_ms > 0 &&
+        bool connected = bus_get_state(b) == BUS_CONNECTED;
+        set_state(b, BUS_CLOSED); /* the drain's disconnect is not an outage */
+        if (connected && timeout_ms > 0 &&
             natsConnection_DrainTimeout(b->nc, timeout_ms) == NATS_OK) {
             for (int waited = 0; waited < timeout_ms && !natsConnection_IsClosed(b->nc);
                  waited += 10)
                 nats_Sleep(10);
         }
-        set_state(b, BUS_CLOSED);
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
     }

@@ -152,7 +152,9 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
         }
     }
     /* Worst cases: a string escapes to 6 bytes per byte; base64 is 4/3. */
-    size_t body = mode == AS_JSON ? plen : mode == AS_STRING ? plen * 6 + 2 : (plen + 2) / 3 * 4 + 2;
+    size_t body = mode == AS_JSON     ? plen
+                  : mode == AS_STRING ? plen * 6 + 2
+                                      : (plen + 2) / 3 * 4 + 2;
     size_t cap = 96 + slen * 6 + body + strlen(time) + 24;
     frame *f = frame_new(cap);
     if (!f)

@@ -1,4 +1,4 @@
-/* ws: lws context, service thread, upgrade handling. */
+/* ws: lws context, service thread, sessions and the herald.v1 protocol. */
 #include "herald/ws.h"
 
 #include <libwebsockets.h>
@@ -7,40 +7,933 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "herald/frame.h"
+#include "herald/hub.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
+#include "herald/perms.h"
+#include "herald/subject.h"
+#include "herald/wsproto.h"
+
+_Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
+
+#define TOKEN_MAX 8192
+
+typedef struct session session;
+
+/* One subscription of a session. */
+typedef struct {
+    hub_sub *hs;
+    char *pending_id; /* id of the subscribe awaiting NATS confirmation */
+    bool pending;
+} sub_entry;
+
+/* Per-connection state: lws allocates it zeroed (per_session_data_size) and
+ * frees it after LWS_CALLBACK_CLOSED; everything it points to is freed in
+ * session_cleanup on the service thread. `live` tells a session that went
+ * through ESTABLISHED from one lws refused before that. */
+struct session {
+    ws_server *srv;
+    struct lws *wsi;
+    bool live;
+    char id[24];
+    char ip[64];
+    bool authed;    /* a session may serve requests (token or anonymous) */
+    bool anonymous; /* authed without a token */
+    char *sub;      /* token `sub`, NULL when absent / anonymous */
+    char **roles;
+    size_t nroles;
+    int64_t exp; /* token exp (wall seconds), 0 = none */
+    perms_set *perms;
+    sub_entry *subs;
+    size_t nsubs, subs_cap;
+    size_t nready; /* subscriptions counted in the gauge */
+    /* outbound queue: a ring of frame references; NULL slots are dropped events */
+    frame **q;
+    size_t qhead, qlen, qcap;
+    size_t qbytes;
+    uint64_t dropped_pending; /* events dropped since the last `dropped` notice */
+    bool overflowing;         /* inside an overflow episode (drop policy) */
+    /* inbound message assembly */
+    char *rx;
+    size_t rxlen, rxcap;
+    bool rx_binary;
+    /* closing */
+    int close_code; /* non-zero: close after the queue drained */
+    const char *close_reason;
+    const char *close_label; /* metrics reason */
+    bool close_sent;
+    /* timers, monotonic ms; 0 = unset */
+    int64_t auth_deadline;
+    int64_t next_ping;
+    int64_t pong_deadline;
+    bool ping_due;
+    /* rate limit (limits.ws_messages_per_session) */
+    double tokens;
+    int64_t refill_ms;
+    int strikes;
+    session *prev, *next;
+};
 
 struct ws_server {
     ws_deps deps;
+    const hr_config *cfg;
     struct lws_context *ctx;
+    hub *hub;
     pthread_t thread;
     bool thread_started;
-    _Atomic bool stopping; /* set by ws_stop; read by the service thread */
-    int64_t stop_deadline_ms;
+    _Atomic bool stopping;    /* set by ws_stop */
+    _Atomic bool thread_done; /* set by the service thread on exit */
+    _Atomic int64_t deadline; /* ws_stop's deadline */
+    bool closing_all;         /* service thread: 1001 sent to everyone */
+    session *sessions;        /* service thread */
+    size_t nsessions;
+    uint64_t next_session;
+    bool has_anonymous;
     char iface[64];
+    metrics_cell *m_sessions, *m_subs, *m_delivered, *m_dropped, *m_slow;
+    metrics_family *m_closed, *m_auth_fail;
 };
 
-static void on_lws_log(int level, const char *line)
+/* ---- small helpers --------------------------------------------------------- */
+
+static int64_t wall_now(void)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", line);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    log_msg(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "websocket library", "{s:s}", "detail", msg);
+    return (int64_t)time(NULL);
+}
+
+static void auth_failure(ws_server *w, const char *reason)
+{
+    const char *labels[] = {reason};
+    metrics_inc_labels(w->m_auth_fail, labels, 1);
+}
+
+static void free_roles(session *s)
+{
+    for (size_t i = 0; i < s->nroles; i++)
+        free(s->roles[i]);
+    free(s->roles);
+    s->roles = NULL;
+    s->nroles = 0;
+}
+
+/* ---- outbound queue ------------------------------------------------------- */
+
+static bool q_grow(session *s)
+{
+    size_t cap = s->qcap ? s->qcap * 2 : 16;
+    frame **nq = malloc(cap * sizeof *nq);
+    if (!nq)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < s->qlen; i++) {
+        frame *f = s->q[(s->qhead + i) % s->qcap];
+        if (f)
+            nq[n++] = f; /* compact away dropped slots */
+    }
+    free(s->q);
+    s->q = nq;
+    s->qcap = cap;
+    s->qhead = 0;
+    s->qlen = n;
+    return true;
+}
+
+static bool q_push(session *s, frame *f)
+{
+    if (s->qlen == s->qcap && !q_grow(s))
+        return false;
+    s->q[(s->qhead + s->qlen) % s->qcap] = f;
+    s->qlen++;
+    s->qbytes += f->len;
+    return true;
+}
+
+/* Pop the next live frame (skipping dropped slots); NULL when empty. */
+static frame *q_peek(session *s)
+{
+    while (s->qlen && !s->q[s->qhead]) {
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+    }
+    return s->qlen ? s->q[s->qhead] : NULL;
+}
+
+static void q_pop(session *s)
+{
+    frame *f = s->q[s->qhead];
+    s->q[s->qhead] = NULL;
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qlen--;
+    s->qbytes -= f->len;
+    frame_release(f);
+}
+
+static void q_clear(session *s)
+{
+    for (size_t i = 0; i < s->qlen; i++)
+        frame_release(s->q[(s->qhead + i) % s->qcap]);
+    s->qhead = s->qlen = 0;
+    s->qbytes = 0;
+}
+
+/* Drop the oldest queued event; false if there is none. */
+static bool q_drop_oldest_event(session *s)
+{
+    for (size_t i = 0; i < s->qlen; i++) {
+        size_t k = (s->qhead + i) % s->qcap;
+        frame *f = s->q[k];
+        if (f && f->is_event) {
+            s->qbytes -= f->len;
+            frame_release(f);
+            s->q[k] = NULL;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- closing ---------------------------------------------------------------- */
+
+/* Close after what is queued (or at once, discarding the queue). */
+static void session_close(session *s, int code, const char *reason, const char *label, bool discard)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    s->close_reason = reason;
+    s->close_label = label;
+    if (discard)
+        q_clear(s);
+    /* A peer that does not read never gets WRITEABLE: hard deadline. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Queue a control frame (takes the reference). Control frames are never
+ * dropped, but a client that makes them pile up is a slow consumer too. */
+static void session_send(session *s, frame *f)
+{
+    if (!f)
+        return;
+    if (s->close_code || !q_push(s, f)) {
+        frame_release(f);
+        return;
+    }
+    if (s->qbytes > (size_t)s->srv->cfg->ws_max_queue_bytes * 2) {
+        metrics_add(s->srv->m_slow, 1);
+        session_close(s, WS_CLOSE_SLOW_CONSUMER, "slow consumer", "slow_consumer", true);
+        return;
+    }
+    lws_callback_on_writable(s->wsi);
+}
+
+static void send_error(session *s, const char *id, const char *code, const char *msg,
+                       const char *subject)
+{
+    session_send(s, frame_error(id, code, msg, subject, -1));
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static void schedule(session *s)
+{
+    int64_t now = net_now_ms(), next = INT64_MAX;
+    if (s->auth_deadline)
+        next = s->auth_deadline;
+    if (s->pong_deadline && s->pong_deadline < next)
+        next = s->pong_deadline;
+    if (!s->pong_deadline && s->next_ping && s->next_ping < next)
+        next = s->next_ping;
+    if (s->exp) {
+        int64_t left = (s->exp + s->srv->cfg->jwt_leeway_s - wall_now()) * 1000;
+        int64_t at = now + (left > 0 ? left : 0);
+        if (at < next)
+            next = at;
+    }
+    if (next == INT64_MAX)
+        return;
+    int64_t d = next - now;
+    lws_set_timer_usecs(s->wsi, (lws_usec_t)(d > 0 ? d : 1) * 1000);
+}
+
+static void on_timer(session *s)
+{
+    if (s->close_code)
+        return;
+    int64_t now = net_now_ms();
+    if (s->auth_deadline && now >= s->auth_deadline) {
+        auth_failure(s->srv, "auth_timeout");
+        send_error(s, NULL, "unauthorized", "authentication timed out", NULL);
+        session_close(s, WS_CLOSE_UNAUTHORIZED, "authentication timeout", "auth_timeout", false);
+        return;
+    }
+    if (s->exp && wall_now() >= s->exp + s->srv->cfg->jwt_leeway_s) {
+        send_error(s, NULL, "token_expired", "the token expired", NULL);
+        session_close(s, WS_CLOSE_UNAUTHORIZED, "token expired", "token_expired", false);
+        return;
+    }
+    if (s->pong_deadline && now >= s->pong_deadline) {
+        session_close(s, WS_CLOSE_PING_TIMEOUT, "ping timeout", "ping_timeout", true);
+        return;
+    }
+    if (!s->pong_deadline && s->next_ping && now >= s->next_ping) {
+        s->ping_due = true;
+        s->pong_deadline = now + (int64_t)s->srv->cfg->ws_ping_timeout_s * 1000;
+        s->next_ping = 0;
+        lws_callback_on_writable(s->wsi);
+    }
+    schedule(s);
+}
+
+/* ---- subscriptions -------------------------------------------------------- */
+
+static sub_entry *find_sub(session *s, const char *pattern)
+{
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (strcmp(hub_sub_pattern(s->subs[i].hs), pattern) == 0)
+            return &s->subs[i];
+    return NULL;
+}
+
+static void remove_sub(session *s, sub_entry *e)
+{
+    ws_server *w = s->srv;
+    if (!e->pending) {
+        metrics_add(w->m_subs, -1);
+        s->nready--;
+    }
+    free(e->pending_id);
+    hub_unsubscribe(w->hub, e->hs);
+    *e = s->subs[--s->nsubs];
+}
+
+/* hub callback: a pending subscribe finished. */
+static void on_sub_ready(void *ctx, hub_sub *hs, bool ok)
+{
+    session *s = hub_sub_owner(hs);
+    for (size_t i = 0; i < s->nsubs; i++) {
+        sub_entry *e = &s->subs[i];
+        if (e->hs != hs)
+            continue;
+        if (ok) {
+            e->pending = false;
+            s->nready++;
+            metrics_add(s->srv->m_subs, 1);
+            session_send(s, frame_ok(e->pending_id));
+            free(e->pending_id);
+            e->pending_id = NULL;
+        } else {
+            send_error(s, e->pending_id, "unavailable", "NATS is not reachable; try again",
+                       hub_sub_pattern(hs));
+            e->pending = true; /* not counted */
+            remove_sub(s, e);
+        }
+        return;
+    }
+}
+
+/* hub callback: one event for one subscription. */
+static void on_deliver(void *ctx, hub_sub *hs, frame *f, const char *subject, size_t slen)
+{
+    session *s = hub_sub_owner(hs);
+    ws_server *w = s->srv;
+    if (s->close_code || !perms_can_deliver(s->perms, subject, slen))
+        return;
+    size_t max = (size_t)w->cfg->ws_max_queue_bytes;
+    if (s->qbytes + f->len > max) {
+        if (w->cfg->ws_slow_consumer == SLOW_DISCONNECT) {
+            metrics_add(w->m_slow, 1);
+            session_close(s, WS_CLOSE_SLOW_CONSUMER, "slow consumer", "slow_consumer", true);
+            return;
+        }
+        while (s->qbytes + f->len > max && q_drop_oldest_event(s)) {
+            s->dropped_pending++;
+            metrics_add(w->m_dropped, 1);
+        }
+        if (s->qbytes + f->len > max) { /* larger than the whole queue allows */
+            s->dropped_pending++;
+            metrics_add(w->m_dropped, 1);
+            return;
+        }
+    }
+    if (!q_push(s, frame_ref(f))) {
+        frame_release(f);
+        s->dropped_pending++;
+        metrics_add(w->m_dropped, 1);
+        return;
+    }
+    metrics_add(w->m_delivered, 1);
+    lws_callback_on_writable(s->wsi);
+}
+
+/* ---- authentication ----------------------------------------------------------- */
+
+static void send_ready(session *s, const char *id)
+{
+    json_t *o = json_pack("{s:s}", "type", "ready");
+    if (!o)
+        return;
+    if (id)
+        json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "session", json_string(s->id));
+    if (s->sub)
+        json_object_set_new(o, "sub", json_string(s->sub));
+    json_t *roles = json_array();
+    if (s->anonymous)
+        json_array_append_new(roles, json_string("anonymous"));
+    for (size_t i = 0; i < s->nroles; i++)
+        json_array_append_new(roles, json_string(s->roles[i]));
+    json_object_set_new(o, "roles", roles);
+    if (s->exp)
+        json_object_set_new(o, "expires", json_integer(s->exp));
+    session_send(s, frame_from_json(o));
+    json_decref(o);
+}
+
+static hjwt_result verify_token(ws_server *w, const char *token, size_t len, hjwt_principal *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!w->deps.jwt)
+        return HJWT_BAD_SIGNATURE;
+    return hjwt_verify(w->deps.jwt, token, len, wall_now(), p);
+}
+
+/* Install a verified principal (takes its contents). Returns false on OOM. */
+static bool adopt_principal(session *s, hjwt_principal *p)
+{
+    perms_set *ps =
+        perms_set_new(s->srv->cfg->perms, (const char *const *)p->roles, p->n_roles, p->claims);
+    if (!ps)
+        return false;
+    perms_set_free(s->perms);
+    s->perms = ps;
+    free(s->sub);
+    s->sub = p->sub;
+    p->sub = NULL;
+    free_roles(s);
+    s->roles = p->roles;
+    s->nroles = p->n_roles;
+    p->roles = NULL;
+    p->n_roles = 0;
+    s->exp = p->exp;
+    s->authed = true;
+    s->anonymous = false;
+    s->auth_deadline = 0;
+    return true;
+}
+
+static bool become_anonymous(session *s)
+{
+    static const char *const anon[] = {"anonymous"};
+    s->perms = perms_set_new(s->srv->cfg->perms, anon, 1, NULL);
+    if (!s->perms)
+        return false;
+    s->authed = true;
+    s->anonymous = true;
+    return true;
+}
+
+static void handle_auth(session *s, const wsreq *r)
+{
+    ws_server *w = s->srv;
+    hjwt_principal p;
+    hjwt_result res = verify_token(w, r->token, strlen(r->token), &p);
+    if (res != HJWT_OK) {
+        auth_failure(w, hjwt_result_str(res));
+        bool expired = res == HJWT_EXPIRED;
+        send_error(s, r->id, expired ? "token_expired" : "unauthorized",
+                   expired ? "the token expired" : "invalid token", NULL);
+        session_close(s, WS_CLOSE_UNAUTHORIZED, expired ? "token expired" : "unauthorized",
+                      expired ? "token_expired" : "unauthorized", false);
+        return;
+    }
+    bool refresh = s->authed && !s->anonymous;
+    if (refresh &&
+        !((s->sub == NULL && p.sub == NULL) || (s->sub && p.sub && strcmp(s->sub, p.sub) == 0))) {
+        hjwt_principal_clear(&p);
+        auth_failure(w, "sub_mismatch");
+        send_error(s, r->id, "unauthorized", "a refreshed token must have the same sub", NULL);
+        session_close(s, WS_CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized", false);
+        return;
+    }
+    if (!adopt_principal(s, &p)) {
+        hjwt_principal_clear(&p);
+        send_error(s, r->id, "internal", "out of memory", NULL);
+        return;
+    }
+    hjwt_principal_clear(&p);
+    /* New roles take effect at once: end what they no longer allow. */
+    for (size_t i = 0; i < s->nsubs;) {
+        const char *pat = hub_sub_pattern(s->subs[i].hs);
+        if (perms_can_subscribe(s->perms, pat, strlen(pat))) {
+            i++;
+            continue;
+        }
+        char *copy = strdup(pat);
+        if (s->subs[i].pending)
+            send_error(s, s->subs[i].pending_id, "forbidden", "not permitted by the new token",
+                       copy);
+        else
+            send_error(s, NULL, "forbidden", "no longer permitted by the new token", copy);
+        free(copy);
+        remove_sub(s, &s->subs[i]);
+    }
+    send_ready(s, r->id);
+    schedule(s);
+}
+
+/* Token offered on the upgrade request: header, then cookie, then query.
+ * Returns a malloc'ed token or NULL. */
+static char *upgrade_token(ws_server *w, struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 0 && n < TOKEN_MAX + 16) {
+        char *buf = malloc((size_t)n + 1);
+        if (buf && lws_hdr_copy(wsi, buf, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+            strncasecmp(buf, "Bearer ", 7) == 0) {
+            memmove(buf, buf + 7, strlen(buf + 7) + 1);
+            return buf;
+        }
+        free(buf);
+    } else if (n >= TOKEN_MAX + 16) {
+        return strdup("x"); /* oversized: refused as invalid */
+    }
+    if (w->cfg->ws_auth_cookie) {
+        n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE);
+        if (n > 0) {
+            char *hdr = malloc((size_t)n + 1), *val = malloc((size_t)n + 1);
+            if (hdr && val && lws_hdr_copy(wsi, hdr, n + 1, WSI_TOKEN_HTTP_COOKIE) > 0 &&
+                wsproto_cookie_value(hdr, w->cfg->ws_auth_cookie, val, (size_t)n + 1)) {
+                free(hdr);
+                return val;
+            }
+            free(hdr);
+            free(val);
+        }
+    }
+    if (w->cfg->ws_query_token) {
+        char *buf = malloc(TOKEN_MAX + 16);
+        const char *v = buf ? lws_get_urlarg_by_name(wsi, "token=", buf, TOKEN_MAX + 16) : NULL;
+        if (v && *v) {
+            char *t = strdup(v);
+            free(buf);
+            return t;
+        }
+        free(buf);
+    }
+    return NULL;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void handle_subscribe(session *s, const wsreq *r)
+{
+    ws_server *w = s->srv;
+    if (!subject_pattern_valid(r->subject, r->subject_len)) {
+        send_error(s, r->id, "invalid_subject", "not a valid subject pattern", r->subject);
+        return;
+    }
+    if (!perms_can_subscribe(s->perms, r->subject, r->subject_len)) {
+        send_error(s, r->id, "forbidden", "not permitted to subscribe", r->subject);
+        return;
+    }
+    if (r->has_since) {
+        send_error(s, r->id, "bad_request", "no history stream holds this pattern", r->subject);
+        return;
+    }
+    if (find_sub(s, r->subject)) {
+        send_error(s, r->id, "duplicate_subscription", "already subscribed", r->subject);
+        return;
+    }
+    if (s->nsubs >= (size_t)w->cfg->ws_max_subscriptions) {
+        send_error(s, r->id, "too_many_subscriptions", "subscription limit reached", r->subject);
+        return;
+    }
+    if (s->nsubs == s->subs_cap) {
+        size_t cap = s->subs_cap ? s->subs_cap * 2 : 4;
+        sub_entry *ns = realloc(s->subs, cap * sizeof *ns);
+        if (!ns) {
+            send_error(s, r->id, "internal", "out of memory", r->subject);
+            return;
+        }
+        s->subs = ns;
+        s->subs_cap = cap;
+    }
+    hub_sub *hs = hub_subscribe(w->hub, r->subject, s);
+    if (!hs) {
+        send_error(s, r->id, "internal", "out of memory", r->subject);
+        return;
+    }
+    sub_entry *e = &s->subs[s->nsubs++];
+    memset(e, 0, sizeof *e);
+    e->hs = hs;
+    if (hub_sub_is_ready(hs)) {
+        s->nready++;
+        metrics_add(w->m_subs, 1);
+        session_send(s, frame_ok(r->id));
+    } else {
+        e->pending = true;
+        e->pending_id = r->id ? strdup(r->id) : NULL;
+    }
+}
+
+static void handle_unsubscribe(session *s, const wsreq *r)
+{
+    sub_entry *e = find_sub(s, r->subject);
+    if (!e) {
+        send_error(s, r->id, "bad_request", "not subscribed to this pattern", r->subject);
+        return;
+    }
+    if (e->pending) /* its subscribe is answered now, with the unsubscribe */
+        send_error(s, e->pending_id, "bad_request", "unsubscribed before confirmation", r->subject);
+    remove_sub(s, e);
+    session_send(s, frame_ok(r->id));
+}
+
+static void handle_publish(session *s, const wsreq *r)
+{
+    ws_server *w = s->srv;
+    if (!subject_valid(r->subject, r->subject_len)) {
+        send_error(s, r->id, "invalid_subject", "not a valid subject (no wildcards)", r->subject);
+        return;
+    }
+    if (!perms_can_publish(s->perms, r->subject, r->subject_len)) {
+        send_error(s, r->id, "forbidden", "not permitted to publish", r->subject);
+        return;
+    }
+    if (bus_get_state(w->deps.bus) != BUS_CONNECTED) {
+        send_error(s, r->id, "unavailable", "NATS is not connected", r->subject);
+        return;
+    }
+    char *text = NULL;
+    const void *data;
+    size_t len;
+    const char *ctype;
+    if (r->data) {
+        text = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        if (!text) {
+            send_error(s, r->id, "internal", "cannot encode data", r->subject);
+            return;
+        }
+        data = text;
+        len = strlen(text);
+        ctype = "application/json";
+    } else {
+        data = r->bin;
+        len = r->bin_len;
+        ctype = "application/octet-stream";
+    }
+    natsMsg *m = NULL;
+    natsStatus st = natsMsg_Create(&m, r->subject, NULL, data, (int)len);
+    if (st == NATS_OK)
+        st = natsMsgHeader_Set(m, "Content-Type", ctype);
+    if (st == NATS_OK)
+        st = natsConnection_PublishMsg(bus_conn(w->deps.bus), m);
+    natsMsg_Destroy(m);
+    free(text);
+    if (st != NATS_OK) {
+        send_error(s, r->id, "unavailable", "NATS did not take the message", r->subject);
+        return;
+    }
+    session_send(s, frame_ok(r->id));
+}
+
+/* limits.ws_messages_per_session: token bucket; persistent abuse closes. */
+static bool rate_ok(session *s, const char *id)
+{
+    const hr_rate *rl = &s->srv->cfg->ws_messages_per_session;
+    if (!rl->on)
+        return true;
+    int64_t now = net_now_ms();
+    s->tokens += (double)(now - s->refill_ms) * rl->rate_per_s / 1000.0;
+    if (s->tokens > rl->burst)
+        s->tokens = rl->burst;
+    s->refill_ms = now;
+    if (s->tokens >= 1.0) {
+        s->tokens -= 1.0;
+        s->strikes = 0;
+        return true;
+    }
+    if (++s->strikes > (rl->burst > 10 ? rl->burst : 10)) {
+        send_error(s, id, "rate_limited", "too many messages; closing", NULL);
+        session_close(s, WS_CLOSE_RATE_LIMITED, "rate limited", "rate_limited", false);
+    } else {
+        send_error(s, id, "rate_limited", "too many messages; slow down", NULL);
+    }
+    return false;
+}
+
+static void handle_message(session *s, const char *buf, size_t len, bool binary)
+{
+    if (s->close_code)
+        return;
+    if (binary) {
+        if (rate_ok(s, NULL))
+            send_error(s, NULL, "bad_request", "binary frames are not supported", NULL);
+        return;
+    }
+    wsreq r;
+    char *bad_id = NULL, msg[160];
+    if (!wsproto_parse(buf, len, &r, &bad_id, msg, sizeof msg)) {
+        if (rate_ok(s, bad_id))
+            send_error(s, bad_id, "bad_request", msg, NULL);
+        free(bad_id);
+        return;
+    }
+    free(bad_id);
+    if (!rate_ok(s, r.id)) {
+        wsproto_request_clear(&r);
+        return;
+    }
+    if (!s->authed && r.type != WSREQ_AUTH) {
+        send_error(s, r.id, "unauthorized", "authenticate first", NULL);
+        wsproto_request_clear(&r);
+        return;
+    }
+    switch (r.type) {
+    case WSREQ_AUTH:
+        handle_auth(s, &r);
+        break;
+    case WSREQ_SUBSCRIBE:
+        handle_subscribe(s, &r);
+        break;
+    case WSREQ_UNSUBSCRIBE:
+        handle_unsubscribe(s, &r);
+        break;
+    case WSREQ_PUBLISH:
+        handle_publish(s, &r);
+        break;
+    case WSREQ_PING:
+        session_send(s, frame_pong(r.id));
+        break;
+    }
+    wsproto_request_clear(&r);
+}
+
+/* ---- session lifecycle ----------------------------------------------------------- */
+
+static void session_start(ws_server *w, session *s, struct lws *wsi)
+{
+    memset(s, 0, sizeof *s);
+    s->srv = w;
+    s->wsi = wsi;
+    s->live = true;
+    snprintf(s->id, sizeof s->id, "%llx%06llx", (unsigned long long)wall_now(),
+             (unsigned long long)(++w->next_session & 0xffffff));
+    lws_get_peer_simple(wsi, s->ip, sizeof s->ip);
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+    metrics_add(w->m_sessions, 1);
+    s->tokens = w->cfg->ws_messages_per_session.burst;
+    s->refill_ms = net_now_ms();
+    s->next_ping = net_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
+
+    if (atomic_load(&w->stopping)) {
+        session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown", true);
+        return;
+    }
+    char *token = upgrade_token(w, wsi);
+    if (token) {
+        hjwt_principal p;
+        hjwt_result res = verify_token(w, token, strlen(token), &p);
+        free(token);
+        if (res != HJWT_OK || !adopt_principal(s, &p)) {
+            /* Checked at the upgrade already; this is the rare race (expiry). */
+            hjwt_principal_clear(&p);
+            auth_failure(w, hjwt_result_str(res));
+            send_error(s, NULL, res == HJWT_EXPIRED ? "token_expired" : "unauthorized",
+                       "invalid token", NULL);
+            session_close(s, WS_CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized", false);
+            return;
+        }
+        hjwt_principal_clear(&p);
+        send_ready(s, NULL);
+    } else if (w->has_anonymous && become_anonymous(s)) {
+        send_ready(s, NULL);
+    } else {
+        s->auth_deadline = net_now_ms() + w->cfg->ws_auth_timeout_ms;
+    }
+    schedule(s);
+}
+
+static void session_cleanup(ws_server *w, session *s)
+{
+    if (!s->live)
+        return;
+    s->live = false;
+    while (s->nsubs)
+        remove_sub(s, &s->subs[s->nsubs - 1]);
+    free(s->subs);
+    q_clear(s);
+    free(s->q);
+    free(s->rx);
+    free(s->sub);
+    free_roles(s);
+    perms_set_free(s->perms);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    metrics_add(w->m_sessions, -1);
+    const char *labels[] = {s->close_label ? s->close_label : "client"};
+    metrics_inc_labels(w->m_closed, labels, 1);
+}
+
+static int on_writeable(session *s)
+{
+    if (s->close_sent)
+        return 0; /* lws flushing the close: write nothing */
+    struct lws *wsi = s->wsi;
+    if (s->ping_due) {
+        unsigned char buf[LWS_PRE + 4];
+        s->ping_due = false;
+        if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    frame *f = q_peek(s);
+    if (!f) {
+        if (s->close_code) {
+            lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                             (unsigned char *)s->close_reason, strlen(s->close_reason));
+            s->close_sent = true;
+            return -1;
+        }
+        return 0;
+    }
+    if (f->is_event && s->dropped_pending) {
+        frame *d = frame_dropped(s->dropped_pending);
+        s->dropped_pending = 0;
+        if (d) {
+            int n = lws_write(wsi, frame_payload(d), d->len, LWS_WRITE_TEXT);
+            frame_release(d);
+            if (n < 0)
+                return -1;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    int n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
+    q_pop(s);
+    if (n < 0)
+        return -1;
+    if (s->qlen || s->close_code)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int on_receive(session *s, const char *in, size_t len)
+{
+    struct lws *wsi = s->wsi;
+    if (lws_is_first_fragment(wsi)) {
+        s->rxlen = 0;
+        s->rx_binary = lws_frame_is_binary(wsi);
+    }
+    size_t max = (size_t)s->srv->cfg->ws_max_frame_bytes;
+    if (s->rxlen + len > max) {
+        static const char reason[] = "frame too large";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof reason - 1);
+        s->close_label = "too_large";
+        s->close_sent = true;
+        return -1;
+    }
+    if (!s->rx_binary) { /* binary content is never looked at */
+        if (s->rxlen + len > s->rxcap) {
+            size_t cap = s->rxcap ? s->rxcap : 1024;
+            while (cap < s->rxlen + len)
+                cap *= 2;
+            char *nb = realloc(s->rx, cap);
+            if (!nb)
+                return -1;
+            s->rx = nb;
+            s->rxcap = cap;
+        }
+        memcpy(s->rx + s->rxlen, in, len);
+    }
+    s->rxlen += len;
+    if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+        handle_message(s, s->rx, s->rxlen, s->rx_binary);
+        s->rxlen = 0;
+    }
+    return 0;
+}
+
+/* ---- lws callbacks ------------------------------------------------------------- */
+
+static int http_status(struct lws *wsi, unsigned int code, const char *msg)
+{
+    lws_return_http_status(wsi, code, msg);
+    return 1;
+}
+
+/* The upgrade request: path, Origin, subprotocol, token. Runs on protocols[0]. */
+static int confirm_upgrade(ws_server *w, struct lws *wsi)
+{
+    char path[64] = "";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) >= (int)sizeof path ||
+        lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || strcmp(path, "/v1/ws") != 0)
+        return http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such WebSocket path");
+    if (atomic_load(&w->stopping))
+        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+    if (w->cfg->max_ws_connections && (int64_t)w->nsessions >= w->cfg->max_ws_connections)
+        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (w->cfg->allowed_origins && n > 0) {
+        char *origin = malloc((size_t)n + 1);
+        bool ok = origin && lws_hdr_copy(wsi, origin, n + 1, WSI_TOKEN_ORIGIN) >= 0 &&
+                  wsproto_origin_allowed(origin, w->cfg->allowed_origins, w->cfg->nallowed_origins);
+        free(origin);
+        if (!ok) {
+            auth_failure(w, "origin");
+            return http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        }
+    }
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n > 0) {
+        char *prot = malloc((size_t)n + 1);
+        bool ok = prot && lws_hdr_copy(wsi, prot, n + 1, WSI_TOKEN_PROTOCOL) >= 0 &&
+                  wsproto_offers_protocol(prot, "herald.v1");
+        free(prot);
+        if (!ok)
+            return http_status(wsi, HTTP_STATUS_BAD_REQUEST, "subprotocol herald.v1 required");
+    }
+    char *token = upgrade_token(w, wsi);
+    if (token) {
+        hjwt_principal p;
+        hjwt_result res = verify_token(w, token, strlen(token), &p);
+        hjwt_principal_clear(&p);
+        free(token);
+        if (res != HJWT_OK) {
+            auth_failure(w, hjwt_result_str(res));
+            return http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid token");
+        }
+    }
+    return 0;
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
+    ws_server *w = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(w, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return -1; /* never serve WebSocket sessions on the HTTP protocol */
     case LWS_CALLBACK_HTTP:
-        /* Plain HTTP on the WebSocket port: not an upgrade. */
-        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint: /v1/ws");
         return -1;
     default:
         break;
@@ -48,15 +941,59 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+static void close_all(ws_server *w)
+{
+    if (w->closing_all)
+        return;
+    w->closing_all = true;
+    for (session *s = w->sessions; s; s = s->next)
+        session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown", true);
+}
+
 static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
 {
-    return 0;
+    session *s = user;
+    ws_server *w = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* One coalesced callback per wake-up, for this protocol only. */
+        if (w->hub)
+            hub_process(w->hub);
+        if (atomic_load(&w->stopping))
+            close_all(w);
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        session_start(w, s, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(s, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        s->pong_deadline = 0;
+        s->next_ping = net_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
+        schedule(s);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(s);
+    case LWS_CALLBACK_TIMER:
+        on_timer(s);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (!s->close_label)
+            s->close_label = "client";
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (s)
+            session_cleanup(w, s);
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 static const struct lws_protocols protocols[] = {
     {"http-only", cb_http, 0, 0, 0, NULL, 0},
-    {"herald.v1", cb_herald, 0, 4096, 0, NULL, 0},
+    {"herald.v1", cb_herald, sizeof(session), 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -67,31 +1004,71 @@ static const struct lws_protocol_vhost_options pvo = {NULL, &pvo_default, "heral
 /* Disable lws's built-in idle hangup: herald runs its own ping timer. */
 static const lws_retry_bo_t no_idle = {0};
 
+static void on_lws_log(int level, const char *line)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_DEBUG, "websocket library", "{s:s}", "detail", msg);
+}
+
+static void wake(void *ctx)
+{
+    ws_server *w = ctx;
+    lws_cancel_service(w->ctx);
+}
+
 static void *service_main(void *arg)
 {
-    ws_server *s = arg;
-    while (lws_service(s->ctx, 0) >= 0) {
-        if (atomic_load(&s->stopping))
+    ws_server *w = arg;
+    for (;;) {
+        if (lws_service(w->ctx, 0) < 0)
             break;
+        if (atomic_load(&w->stopping)) {
+            close_all(w);
+            if (w->nsessions == 0 || net_now_ms() >= atomic_load(&w->deadline))
+                break;
+        }
     }
+    atomic_store(&w->thread_done, true);
     return NULL;
 }
 
 hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errlen)
 {
     *out = NULL;
-    ws_server *s = calloc(1, sizeof *s);
-    if (!s) {
+    ws_server *w = calloc(1, sizeof *w);
+    if (!w) {
         snprintf(err, errlen, "out of memory");
         return HR_ERR_NOMEM;
     }
-    s->deps = *deps;
+    w->deps = *deps;
+    w->cfg = deps->cfg;
     const hr_config *cfg = deps->cfg;
+    w->has_anonymous = perms_table_has_role(cfg->perms, "anonymous");
+    metrics *m = deps->metrics;
+    w->m_sessions =
+        metrics_cell0(metrics_gauge(m, "herald_ws_sessions", "Open WebSocket sessions.", NULL));
+    w->m_subs = metrics_cell0(metrics_gauge(m, "herald_ws_subscriptions",
+                                            "Confirmed subscriptions of all sessions.", NULL));
+    w->m_delivered =
+        metrics_cell0(metrics_counter(m, "herald_events_delivered_total",
+                                      "Events queued to a session (one per receiver).", NULL));
+    w->m_dropped = metrics_cell0(metrics_counter(m, "herald_events_dropped_total",
+                                                 "Events dropped for slow consumers.", NULL));
+    w->m_slow = metrics_cell0(metrics_counter(m, "herald_slow_consumers_total",
+                                              "Sessions closed as slow consumers.", NULL));
+    w->m_closed = metrics_counter(m, "herald_ws_sessions_closed_total",
+                                  "Closed WebSocket sessions by reason.", "reason");
+    w->m_auth_fail = metrics_counter(m, "herald_auth_failures_total",
+                                     "Refused authentications by reason.", "reason");
 
     /* lws reports a busy port only in its own log: probe it first for a clear message. */
     int probe = net_listen(&cfg->ws_listen, err, errlen);
     if (probe < 0) {
-        free(s);
+        free(w);
         return HR_ERR_LISTEN;
     }
     close(probe);
@@ -101,42 +1078,68 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     memset(&info, 0, sizeof info);
     info.port = cfg->ws_listen.port;
     if (strcmp(cfg->ws_listen.host, "0.0.0.0") != 0 && strcmp(cfg->ws_listen.host, "::") != 0) {
-        snprintf(s->iface, sizeof s->iface, "%s", cfg->ws_listen.host);
-        info.iface = s->iface;
+        snprintf(w->iface, sizeof w->iface, "%s", cfg->ws_listen.host);
+        info.iface = w->iface;
     }
     info.protocols = protocols;
     info.pvo = &pvo;
     info.retry_and_idle_policy = &no_idle;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 * 0;
-    info.max_http_header_data = 16384;
-    info.user = s;
-    s->ctx = lws_create_context(&info);
-    if (!s->ctx) {
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.max_http_header_data = TOKEN_MAX + 8192;
+    info.user = w;
+    w->ctx = lws_create_context(&info);
+    if (!w->ctx) {
         snprintf(err, errlen, "cannot start the WebSocket listener on %s:%d", cfg->ws_listen.host,
                  cfg->ws_listen.port);
-        free(s);
+        free(w);
         return HR_ERR_LISTEN;
     }
-    if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+    hub_callbacks cb = {wake, on_deliver, on_sub_ready, w};
+    w->hub = hub_new(deps->bus, m, &cb);
+    if (!w->hub) {
+        snprintf(err, errlen, "cannot start the hub");
+        lws_context_destroy(w->ctx);
+        free(w);
+        return HR_ERR_NOMEM;
+    }
+    if (pthread_create(&w->thread, NULL, service_main, w) != 0) {
         snprintf(err, errlen, "cannot start the WebSocket service thread");
-        lws_context_destroy(s->ctx);
-        free(s);
+        hub_free(w->hub);
+        lws_context_destroy(w->ctx);
+        free(w);
         return HR_ERR_IO;
     }
-    s->thread_started = true;
-    *out = s;
+    w->thread_started = true;
+    *out = w;
     return HR_OK;
 }
 
-void ws_stop(ws_server *s, int timeout_ms)
+void ws_stop(ws_server *w, int timeout_ms)
 {
-    if (!s)
+    if (!w || !w->ctx)
         return;
-    s->stop_deadline_ms = net_now_ms() + timeout_ms;
-    atomic_store(&s->stopping, true);
-    lws_cancel_service(s->ctx);
-    if (s->thread_started)
-        pthread_join(s->thread, NULL);
-    lws_context_destroy(s->ctx);
-    free(s);
+    atomic_store(&w->deadline, net_now_ms() + timeout_ms);
+    atomic_store(&w->stopping, true);
+    if (w->thread_started) {
+        /* Keep the service loop turning until every session said goodbye. */
+        while (!atomic_load(&w->thread_done)) {
+            lws_cancel_service(w->ctx);
+            usleep(10 * 1000);
+        }
+        pthread_join(w->thread, NULL);
+        w->thread_started = false;
+    }
+    hub_close(w->hub);           /* no wake-up may reach the context being destroyed */
+    lws_context_destroy(w->ctx); /* closes what is left: sessions leave the hub */
+    w->ctx = NULL;
+    hub_shutdown(w->hub);
+}
+
+void ws_free(ws_server *w)
+{
+    if (!w)
+        return;
+    ws_stop(w, 0);
+    hub_free(w->hub);
+    free(w);
 }

@@ -24,14 +24,13 @@ static const char *const allowed_keys[][6] = {
     [WSREQ_PING] = {"type", "id", NULL},
 };
 
-#define FAIL(...)                                                                                 \
-    do {                                                                                          \
-        snprintf(msg, msglen, __VA_ARGS__);                                                       \
-        goto fail;                                                                                \
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(msg, msglen, __VA_ARGS__);                                                        \
+        goto fail;                                                                                 \
     } while (0)
 
-bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char *msg,
-                   size_t msglen)
+bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char *msg, size_t msglen)
 {
     memset(out, 0, sizeof *out);
     *id_out = NULL;

@@ -17,9 +17,9 @@
 #define FRAME_PRE 16 /* = LWS_PRE on every platform herald builds for (checked in ws.c) */
 
 typedef struct frame {
-    _Atomic int refs; /* the creator holds the first reference */
-    bool is_event;    /* an `event` (droppable under slow_consumer=drop) */
-    size_t len;       /* payload bytes */
+    _Atomic int refs;     /* the creator holds the first reference */
+    bool is_event;        /* an `event` (droppable under slow_consumer=drop) */
+    size_t len;           /* payload bytes */
     unsigned char data[]; /* FRAME_PRE + len + 1 (NUL, for logging) */
 } frame;
 

@@ -1,13 +1,17 @@
 /* ws: the WebSocket listener (libwebsockets), path /v1/ws, subprotocol
  * herald.v1. Owns the lws context and its one service thread; that thread
  * owns every session. Other threads never touch lws objects: they hand work
- * to the service thread through ws's inbox and lws_cancel_service().
+ * to the service thread through the hub's inbox and lws_cancel_service().
+ * Implements the herald.v1 protocol of contract §3: authentication (first
+ * frame, header, cookie, query), Origin and subprotocol checks at the
+ * upgrade, requests, limits, slow consumers, pings, shutdown with 1001.
  * Created and stopped by main. */
 #ifndef HERALD_WS_H
 #define HERALD_WS_H
 
 #include "herald/bus.h"
 #include "herald/config.h"
+#include "herald/jwt.h"
 #include "herald/metrics.h"
 #include "herald/status.h"
 
@@ -17,13 +21,18 @@ typedef struct {
     const hr_config *cfg;
     bus *bus;
     metrics *metrics;
+    const hjwt_verifier *jwt; /* NULL when no key is configured: every token is refused */
 } ws_deps;
 
 /* Open the listener and start the service thread. */
 hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errlen);
 
 /* Shutdown: close every session with 1001, keep servicing until they are
- * gone or timeout_ms passes, then stop the thread and free. */
+ * gone or timeout_ms passes, drop every NATS subscription, stop the thread
+ * and destroy the lws context. */
 void ws_stop(ws_server *s, int timeout_ms);
+
+/* Free what NATS callbacks may still point at; call after bus_free. */
+void ws_free(ws_server *s);
 
 #endif

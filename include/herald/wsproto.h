@@ -35,10 +35,10 @@ typedef struct {
     const char *token;   /* auth */
     const char *subject; /* subscribe, unsubscribe, publish */
     size_t subject_len;
-    bool has_since;      /* subscribe */
+    bool has_since; /* subscribe */
     int64_t since;
-    const json_t *data;  /* publish: the `data` value, or NULL when data_b64 */
-    unsigned char *bin;  /* publish: decoded data_b64 (owned), or NULL */
+    const json_t *data; /* publish: the `data` value, or NULL when data_b64 */
+    unsigned char *bin; /* publish: decoded data_b64 (owned), or NULL */
     size_t bin_len;
 } wsreq;
 

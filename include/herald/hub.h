@@ -1,0 +1,69 @@
+/* hub: live delivery from NATS to sessions (contract §3, §7).
+ * Owns one NATS subscription per distinct pattern, shared by every session
+ * subscription (hub_sub) that asked for it and removed when the last one
+ * leaves; the interest table; the encoding of each NATS message into one
+ * refcounted `event` frame; and the inbox through which NATS threads hand
+ * those frames to the WebSocket service thread.
+ *
+ * Threads: NATS delivery threads only encode and push into the inbox, then
+ * call the wake function. A private worker thread does the blocking NATS
+ * calls (subscribe + flush, unsubscribe). Everything else — the interest
+ * table, hub_sub objects, the callbacks — belongs to the service thread
+ * (the "owner thread"): every hub_ function except hub_new/hub_free must be
+ * called there.
+ *
+ * Designed so that an interest's source can later be a JetStream ordered
+ * consumer: frames carry an optional stream sequence. */
+#ifndef HERALD_HUB_H
+#define HERALD_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "herald/bus.h"
+#include "herald/frame.h"
+#include "herald/metrics.h"
+
+typedef struct hub hub;
+/* One session's subscription to one pattern. Created by hub_subscribe, freed
+ * by hub_unsubscribe (by its owner, on the owner thread). */
+typedef struct hub_sub hub_sub;
+
+typedef struct {
+    /* Wake the owner thread so it calls hub_process (any thread). */
+    void (*wake)(void *ctx);
+    /* A message on `subject` matched `s`'s pattern: queue `f` (take a
+     * reference to keep it). Called from hub_process. */
+    void (*deliver)(void *ctx, hub_sub *s, frame *f, const char *subject, size_t slen);
+    /* A pending subscribe finished: `ok` false means NATS could not confirm
+     * the interest; the owner must hub_unsubscribe(s). Called from
+     * hub_process. */
+    void (*ready)(void *ctx, hub_sub *s, bool ok);
+    void *ctx;
+} hub_callbacks;
+
+hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb);
+
+/* Subscribe `owner` to a valid pattern. When the pattern's NATS interest is
+ * already confirmed, the returned hub_sub is ready at once
+ * (hub_sub_is_ready); otherwise `ready` is called later. NULL on OOM. */
+hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner);
+void hub_unsubscribe(hub *h, hub_sub *s);
+
+bool hub_sub_is_ready(const hub_sub *s);
+const char *hub_sub_pattern(const hub_sub *s);
+void *hub_sub_owner(const hub_sub *s);
+
+/* Drain the inbox: finished subscribes and pending events. Owner thread. */
+void hub_process(hub *h);
+
+/* Stop taking events and wake-ups (any thread): after it returns the wake
+ * function is never called again. Subscriptions may still be removed. */
+void hub_close(hub *h);
+
+/* Close, stop the worker and drop every NATS subscription (before bus_free). */
+void hub_shutdown(hub *h);
+/* Free (after bus_free, when no NATS callback can run any more). */
+void hub_free(hub *h);
+
+#endif
