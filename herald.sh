@@ -97,6 +97,10 @@ cmd_test() {
       "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" \
       || failed=1
   done
+  # Once, not per variant: the chart does not depend on how herald is built.
+  log "helm chart (helm lint/template, herald --check-config on the rendered config)"
+  HERALD_BIN="$ROOT/build-test-plain/herald" PYTHON="$ROOT/.venv/bin/python" \
+    "$ROOT/tests/helm/test_chart.sh" || failed=1
   if [ $failed -ne 0 ]; then log "FAILED"; exit 1; fi
   log "all suites passed"
 }
