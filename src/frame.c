@@ -124,6 +124,184 @@ bool frame_json_string(char *buf, size_t cap, size_t *pos, const char *s, size_t
     return true;
 }
 
+static size_t skip_ws(const unsigned char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+static bool hex4(const unsigned char *s, size_t n, size_t i, unsigned *u)
+{
+    if (i > n || n - i < 4)
+        return false;
+    *u = 0;
+    for (size_t k = i; k < i + 4; k++) {
+        unsigned char c = s[k];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16;
+        if (d == 16)
+            return false;
+        *u = *u << 4 | d;
+    }
+    return true;
+}
+
+/* A JSON string at s[*pi] == '"'; advances past its closing quote. Lone
+ * surrogate escapes are refused (strict parsers such as jansson refuse them). */
+static bool json_str(const unsigned char *s, size_t n, size_t *pi)
+{
+    size_t i = *pi + 1;
+    while (i < n) {
+        unsigned char c = s[i++];
+        if (c == '"') {
+            *pi = i;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c != '\\')
+            continue;
+        if (i >= n)
+            return false;
+        c = s[i++];
+        if (c != 0 && strchr("\"\\/bfnrt", c))
+            continue;
+        unsigned u, lo;
+        if (c != 'u' || !hex4(s, n, i, &u) || (u >= 0xdc00 && u <= 0xdfff))
+            return false;
+        i += 4;
+        if (u >= 0xd800 && u <= 0xdbff) {
+            if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u' || !hex4(s, n, i + 2, &lo) ||
+                lo < 0xdc00 || lo > 0xdfff)
+                return false;
+            i += 6;
+        }
+    }
+    return false;
+}
+
+static size_t digits(const unsigned char *s, size_t n, size_t i)
+{
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+static bool json_num(const unsigned char *s, size_t n, size_t *pi)
+{
+    size_t i = *pi, d;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        i = digits(s, n, i);
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        if ((d = digits(s, n, i + 1)) == i + 1)
+            return false;
+        i = d;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if ((d = digits(s, n, i)) == i)
+            return false;
+        i = d;
+    }
+    *pi = i;
+    return true;
+}
+
+/* Is s[0..n) (valid UTF-8) one RFC 8259 JSON text? Unlike a parser it has no
+ * number range or nesting depth limit: valid JSON is embedded verbatim. */
+static bool json_valid(const unsigned char *s, size_t n)
+{
+    unsigned char local[256], *stack = local; /* open '{' / '[' */
+    size_t depth = 0, cap = sizeof local, i = 0;
+    enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, NEXT } st = VALUE;
+    bool ok = false;
+    for (;;) {
+        i = skip_ws(s, n, i);
+        if (st == NEXT) {
+            if (depth == 0) {
+                ok = i == n;
+                break;
+            }
+            unsigned char top = stack[depth - 1];
+            if (i < n && s[i] == ',') {
+                i++;
+                st = top == '{' ? KEY : VALUE;
+            } else if (i < n && s[i] == (top == '{' ? '}' : ']')) {
+                i++;
+                depth--;
+            } else {
+                break;
+            }
+            continue;
+        }
+        if (i >= n)
+            break;
+        unsigned char c = s[i];
+        if ((st == FIRST_KEY && c == '}') || (st == FIRST_VALUE && c == ']')) {
+            i++;
+            depth--;
+            st = NEXT;
+            continue;
+        }
+        if (st == KEY || st == FIRST_KEY) {
+            if (c != '"' || !json_str(s, n, &i))
+                break;
+            i = skip_ws(s, n, i);
+            if (i >= n || s[i] != ':')
+                break;
+            i++;
+            st = VALUE;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (depth == cap) {
+                unsigned char *bigger = malloc(cap * 2);
+                if (!bigger)
+                    break;
+                memcpy(bigger, stack, depth);
+                if (stack != local)
+                    free(stack);
+                stack = bigger;
+                cap *= 2;
+            }
+            stack[depth++] = c;
+            i++;
+            st = c == '{' ? FIRST_KEY : FIRST_VALUE;
+            continue;
+        }
+        if (c == '"') {
+            if (!json_str(s, n, &i))
+                break;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!json_num(s, n, &i))
+                break;
+        } else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+            i += 4;
+        } else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+        } else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+            i += 4;
+        } else {
+            break;
+        }
+        st = NEXT;
+    }
+    if (stack != local)
+        free(stack);
+    return ok;
+}
+
 static bool put(char *buf, size_t cap, size_t *pos, const void *s, size_t len)
 {
     if (*pos + len > cap)
@@ -139,18 +317,10 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
                    const char *time, int64_t seq)
 {
     enum { AS_JSON, AS_STRING, AS_B64 } mode = AS_B64;
-    if (plen == 0) {
+    if (plen == 0)
         mode = AS_STRING;
-    } else {
-        json_error_t err;
-        json_t *j = json_loadb(payload, plen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-        if (j) {
-            mode = AS_JSON;
-            json_decref(j);
-        } else if (frame_utf8_valid(payload, plen)) {
-            mode = AS_STRING;
-        }
-    }
+    else if (frame_utf8_valid(payload, plen))
+        mode = json_valid(payload, plen) ? AS_JSON : AS_STRING;
     /* Worst cases: a string escapes to 6 bytes per byte; base64 is 4/3. */
     size_t body = mode == AS_JSON     ? plen
                   : mode == AS_STRING ? plen * 6 + 2

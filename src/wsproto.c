@@ -24,6 +24,12 @@ static const char *const allowed_keys[][6] = {
     [WSREQ_PING] = {"type", "id", NULL},
 };
 
+/* A string without embedded NUL (usable as a C string). */
+static bool cstring(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         snprintf(msg, msglen, __VA_ARGS__);                                                        \
@@ -35,7 +41,8 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
     memset(out, 0, sizeof *out);
     *id_out = NULL;
     json_error_t err;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_t *root =
+        json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!root) {
         snprintf(msg, msglen, "malformed JSON: %s", err.text);
         return false;
@@ -45,13 +52,12 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
         FAIL("a request must be a JSON object");
     json_t *id = json_object_get(root, "id");
     if (id) {
-        if (!json_is_string(id))
+        if (!cstring(id))
             FAIL("id must be a string");
         out->id = json_string_value(id);
-        *id_out = strdup(out->id);
     }
     json_t *type = json_object_get(root, "type");
-    if (!json_is_string(type))
+    if (!cstring(type))
         FAIL("type must be a string");
     static const char *const names[] = {"auth", "subscribe", "unsubscribe", "publish", "ping"};
     const char *t = json_string_value(type);
@@ -74,7 +80,7 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
     }
     if (out->type == WSREQ_AUTH) {
         json_t *tok = json_object_get(root, "token");
-        if (!json_is_string(tok) || json_string_length(tok) == 0)
+        if (!cstring(tok) || json_string_length(tok) == 0)
             FAIL("token must be a non-empty string");
         out->token = json_string_value(tok);
     }
@@ -113,19 +119,48 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
     }
     return true;
 fail:
+    if (out->id)
+        *id_out = strdup(out->id);
     wsproto_request_clear(out);
     return false;
 }
 
+/* Host characters: a DNS name (or IPv4), or an IPv6 literal in brackets; an
+ * allow-list entry (pattern) may start with "*.". */
+static bool host_chars(const char *h, size_t n, bool pattern)
+{
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        for (size_t i = 1; i + 1 < n; i++)
+            if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
+                return false;
+        return n > 2;
+    }
+    if (pattern && n > 2 && h[0] == '*' && h[1] == '.') {
+        h += 2;
+        n -= 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)h[i]) && h[i] != '-' && h[i] != '.' && h[i] != '_')
+            return false;
+        if (h[i] == '.' && (i == 0 || h[i - 1] == '.'))
+            return false; /* empty label */
+    }
+    return n > 0;
+}
+
 /* Split "scheme://host[:port]" into parts; host lower-cased. */
-static bool split_origin(const char *o, char *scheme, size_t sl, char *host, size_t hl, int *port)
+static bool split_origin(const char *o, bool pattern, char *scheme, size_t sl, char *host,
+                         size_t hl, int *port)
 {
     const char *sep = strstr(o, "://");
-    if (!sep || sep == o || (size_t)(sep - o) >= sl)
+    if (!sep || sep == o || (size_t)(sep - o) >= sl || !isalpha((unsigned char)o[0]))
         return false;
     size_t n = (size_t)(sep - o);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)o[i]) && o[i] != '+' && o[i] != '-' && o[i] != '.')
+            return false;
         scheme[i] = (char)tolower((unsigned char)o[i]);
+    }
     scheme[n] = '\0';
     const char *h = sep + 3, *end = h + strlen(h);
     if (end > h && end[-1] == '/')
@@ -142,7 +177,7 @@ static bool split_origin(const char *o, char *scheme, size_t sl, char *host, siz
         colon = memchr(h, ':', (size_t)(end - h));
     }
     const char *hend = colon ? colon : end;
-    if (hend == h || (size_t)(hend - h) >= hl || memchr(h, '/', (size_t)(hend - h)))
+    if (hend == h || (size_t)(hend - h) >= hl || !host_chars(h, (size_t)(hend - h), pattern))
         return false;
     for (size_t i = 0; i < (size_t)(hend - h); i++)
         host[i] = (char)tolower((unsigned char)h[i]);
@@ -177,14 +212,14 @@ bool wsproto_origin_allowed(const char *origin, char *const *allowed, size_t n)
                 return true;
         return false;
     }
-    char s1[16], h1[256];
+    char s1[32], h1[256];
     int p1;
-    if (!split_origin(origin, s1, sizeof s1, h1, sizeof h1, &p1))
+    if (!split_origin(origin, false, s1, sizeof s1, h1, sizeof h1, &p1))
         return false;
     for (size_t i = 0; i < n; i++) {
-        char s2[16], h2[256];
+        char s2[32], h2[256];
         int p2;
-        if (!split_origin(allowed[i], s2, sizeof s2, h2, sizeof h2, &p2))
+        if (!split_origin(allowed[i], true, s2, sizeof s2, h2, sizeof h2, &p2))
             continue;
         if (strcmp(s1, s2) != 0 || p1 != p2)
             continue;

@@ -45,7 +45,7 @@ typedef struct {
 /* Parse one text frame. On success returns true. On failure returns false,
  * writes a short reason to `msg`, and sets *id_out to a malloc'ed copy of
  * the request's `id` when one could be read (caller frees), else NULL. The
- * caller answers error `bad_request`. */
+ * caller answers error `bad_request`. On success *id_out is NULL (use out->id). */
 bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char *msg,
                    size_t msglen);
 void wsproto_request_clear(wsreq *r);
