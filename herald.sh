@@ -84,8 +84,9 @@ cmd_test() {
     log "clang-format: files need formatting"; failed=1
   fi
   for variant in plain asan; do
-    local dir="$ROOT/build-test-$variant" args=(-DCMAKE_BUILD_TYPE=Debug)
-    [ $variant = asan ] && args+=(-DHERALD_SANITIZE=ON)
+    # plain = the optimised build `run` uses; asan = Debug + ASan/UBSan
+    local dir="$ROOT/build-test-$variant" args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+    [ $variant = asan ] && args=(-DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON)
     log "[$variant] build"
     build "$dir" "${args[@]}" || { failed=1; continue; }
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1

@@ -795,9 +795,11 @@ static int on_writeable(session *s)
         return 0; /* lws flushing the close: write nothing */
     struct lws *wsi = s->wsi;
     if (s->ping_due) {
-        unsigned char buf[LWS_PRE + 4];
+        /* lws drops empty PONGs before the callback: ping with a payload. */
+        unsigned char buf[LWS_PRE + 8];
+        memcpy(buf + LWS_PRE, "herald", 6);
         s->ping_due = false;
-        if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(wsi, buf + LWS_PRE, 6, LWS_WRITE_PING) < 0)
             return -1;
         lws_callback_on_writable(wsi);
         return 0;
@@ -872,10 +874,29 @@ static int on_receive(session *s, const char *in, size_t len)
 
 /* ---- lws callbacks ------------------------------------------------------------- */
 
+/* Refuse an upgrade with an HTTP/1.1 problem+json response, then close.
+ * (lws_return_http_status answers "HTTP/1.0" at this stage, which strict
+ * WebSocket clients reject as a protocol error instead of a status.) */
 static int http_status(struct lws *wsi, unsigned int code, const char *msg)
 {
-    lws_return_http_status(wsi, code, msg);
-    return 1;
+    const char *title = code == 400   ? "Bad Request"
+                        : code == 401 ? "Unauthorized"
+                        : code == 403 ? "Forbidden"
+                        : code == 404 ? "Not Found"
+                        : code == 429 ? "Too Many Requests"
+                                      : "Service Unavailable";
+    char body[384];
+    int bl = snprintf(body, sizeof body,
+                      "{\"type\":\"urn:herald:problem:upgrade-refused\",\"title\":\"%s\","
+                      "\"status\":%u,\"detail\":\"%s\"}",
+                      title, code, msg);
+    unsigned char buf[LWS_PRE + 768];
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\nContent-Type: application/problem+json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     code, title, bl, body);
+    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
 }
 
 /* The upgrade request: path, Origin, subprotocol, token. Runs on protocols[0]. */
@@ -956,6 +977,10 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
     session *s = user;
     ws_server *w = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Delivered to the vhost's default protocol, which the "default"
+         * pvo makes herald.v1; `user` is not a session yet. */
+        return confirm_upgrade(w, wsi);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* One coalesced callback per wake-up, for this protocol only. */
         if (w->hub)

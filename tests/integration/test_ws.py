@@ -336,7 +336,10 @@ def test_publish(wsh, nats):
     async def go():
         nc = await nats_connect(nats.url)
         got = []
-        await nc.subscribe("ui.>", cb=lambda m: got.append(m) or asyncio.sleep(0))
+
+        async def on_msg(m):
+            got.append(m)
+        await nc.subscribe("ui.>", cb=on_msg)
         await nc.flush()
         async with await connect(wsh, tok=token()) as ws:
             await recv(ws)
@@ -443,7 +446,7 @@ def test_ping_timeout_closes_4002(make_herald, nats):
 
 
 def test_slow_consumer_disconnect_while_others_receive(make_herald, nats):
-    h = make_herald(config(ws={"max_queue_bytes": 65536}), env=ENV, nats_url=nats.url)
+    h = make_herald(config(ws={"max_queue_bytes": 262144}), env=ENV, nats_url=nats.url)
     raw = RawClient(h.ws_port, rcvbuf=4096)
     raw.read_frame()
     raw.send_text(json.dumps({"type": "subscribe", "id": "1", "subject": "public.flood"}))
@@ -457,21 +460,23 @@ def test_slow_consumer_disconnect_while_others_receive(make_herald, nats):
             payload = json.dumps({"pad": "x" * 1000}).encode()
             received = 0
 
+            total = 8000  # 8 MB: more than the kernel buffers and herald's queue hold
+
             async def reader():
                 nonlocal received
-                while received < 3000:
+                while received < total:
                     m = await recv(good, 20)
                     if m["type"] == "event":
                         received += 1
             task = asyncio.ensure_future(reader())
-            for i in range(3000):
+            for i in range(total):
                 await nc.publish("public.flood", payload)
-                if i % 100 == 0:
+                if i % 50 == 0:  # paced so that a reading client keeps up
                     await nc.flush()
                     await asyncio.sleep(0.01)
             await nc.flush()
             await asyncio.wait_for(task, 60 * SLACK)
-            assert received == 3000
+            assert received == total
         await nc.close()
     run(go())
     code, frames = raw.read_until_close()
