@@ -78,8 +78,21 @@ struct session {
     session *prev, *next;
 };
 
+/* Per-client-IP state for limits.*_per_ip: open sessions and the upgrade
+ * token bucket. Service thread only; freed when idle. */
+typedef struct ip_entry {
+    char ip[64];
+    int64_t sessions;
+    double tokens;
+    int64_t refill_ms;
+    struct ip_entry *next;
+} ip_entry;
+
+#define IP_BUCKETS 1024
+
 struct ws_server {
     ws_deps deps;
+    ip_entry *ips[IP_BUCKETS];
     const hr_config *cfg;
     struct lws_context *ctx;
     hub *hub;
@@ -118,6 +131,80 @@ static void free_roles(session *s)
     free(s->roles);
     s->roles = NULL;
     s->nroles = 0;
+}
+
+/* ---- per-IP limits ---------------------------------------------------------- */
+
+static ip_entry **ip_slot(ws_server *w, const char *ip)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    ip_entry **pp = &w->ips[h % IP_BUCKETS];
+    while (*pp && strcmp((*pp)->ip, ip) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static ip_entry *ip_get(ws_server *w, const char *ip)
+{
+    ip_entry **pp = ip_slot(w, ip);
+    if (!*pp) {
+        ip_entry *e = calloc(1, sizeof *e);
+        if (!e)
+            return NULL;
+        snprintf(e->ip, sizeof e->ip, "%s", ip);
+        e->tokens = w->cfg->ws_upgrades_per_ip.burst;
+        e->refill_ms = net_now_ms();
+        *pp = e;
+    }
+    return *pp;
+}
+
+/* Drop an entry that holds no session and whose bucket is full again. */
+static void ip_maybe_free(ws_server *w, ip_entry *e)
+{
+    const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
+    if (e->sessions > 0)
+        return;
+    if (rl->on) {
+        double t = e->tokens + (double)(net_now_ms() - e->refill_ms) * rl->rate_per_s / 1000.0;
+        if (t < rl->burst)
+            return;
+    }
+    ip_entry **pp = ip_slot(w, e->ip);
+    *pp = e->next;
+    free(e);
+}
+
+/* limits.ws_upgrades_per_ip and max_ws_connections_per_ip: 0 = allowed,
+ * else the HTTP status to refuse with. */
+static unsigned ip_admit(ws_server *w, const char *ip)
+{
+    const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
+    if (!rl->on && !w->cfg->max_ws_connections_per_ip)
+        return 0;
+    ip_entry *e = ip_get(w, ip);
+    if (!e)
+        return 503;
+    unsigned refuse = 0;
+    if (rl->on) {
+        int64_t now = net_now_ms();
+        e->tokens += (double)(now - e->refill_ms) * rl->rate_per_s / 1000.0;
+        if (e->tokens > rl->burst)
+            e->tokens = rl->burst;
+        e->refill_ms = now;
+        if (e->tokens < 1.0)
+            refuse = 429;
+        else
+            e->tokens -= 1.0;
+    }
+    if (!refuse && w->cfg->max_ws_connections_per_ip &&
+        e->sessions >= w->cfg->max_ws_connections_per_ip)
+        refuse = 429;
+    if (refuse)
+        ip_maybe_free(w, e);
+    return refuse;
 }
 
 /* ---- outbound queue ------------------------------------------------------- */
@@ -725,6 +812,11 @@ static void session_start(ws_server *w, session *s, struct lws *wsi)
     snprintf(s->id, sizeof s->id, "%llx%06llx", (unsigned long long)wall_now(),
              (unsigned long long)(++w->next_session & 0xffffff));
     lws_get_peer_simple(wsi, s->ip, sizeof s->ip);
+    if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
+        ip_entry *e = ip_get(w, s->ip);
+        if (e)
+            e->sessions++;
+    }
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
@@ -777,6 +869,13 @@ static void session_cleanup(ws_server *w, session *s)
     free(s->sub);
     free_roles(s);
     perms_set_free(s->perms);
+    if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
+        ip_entry **pp = ip_slot(w, s->ip);
+        if (*pp) {
+            (*pp)->sessions--;
+            ip_maybe_free(w, *pp);
+        }
+    }
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -910,6 +1009,10 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
     if (w->cfg->max_ws_connections && (int64_t)w->nsessions >= w->cfg->max_ws_connections)
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (ip_admit(w, ip))
+        return http_status(wsi, 429, "too many connections from this address");
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (w->cfg->allowed_origins && n > 0) {
         char *origin = malloc((size_t)n + 1);
@@ -1166,5 +1269,10 @@ void ws_free(ws_server *w)
         return;
     ws_stop(w, 0);
     hub_free(w->hub);
+    for (size_t i = 0; i < IP_BUCKETS; i++)
+        for (ip_entry *e = w->ips[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
     free(w);
 }

@@ -589,3 +589,48 @@ def test_sigterm_closes_clients_with_1001(wsh):
         assert codes == [1001] * 5
     run(go())
     assert wsh.wait() == 0
+
+
+def test_connection_limits(make_herald, nats):
+    h = make_herald(config(limits={"max_ws_connections": 3, "max_ws_connections_per_ip": 2}),
+                    env=ENV, nats_url=nats.url)
+
+    async def go():
+        a, b = await connect(h), await connect(h)
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await connect(h)
+        assert e.value.response.status_code == 429  # per IP
+        await a.close()
+        wait_for(lambda: metric_value(h, "herald_ws_sessions") == 1, what="session gone")
+        c = await connect(h)  # room again
+        assert (await recv(c))["type"] == "ready"
+        await b.close()
+        await c.close()
+    run(go())
+
+
+def test_global_connection_limit(make_herald, nats):
+    h = make_herald(config(limits={"max_ws_connections": 2}), env=ENV, nats_url=nats.url)
+
+    async def go():
+        socks = [await connect(h), await connect(h)]
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await connect(h)
+        assert e.value.response.status_code == 503
+        for ws in socks:
+            await ws.close()
+    run(go())
+
+
+def test_upgrade_rate_per_ip(make_herald, nats):
+    h = make_herald(config(limits={"ws_upgrades_per_ip": {"rate_per_s": 0.5, "burst": 2}}),
+                    env=ENV, nats_url=nats.url)
+
+    async def go():
+        socks = [await connect(h), await connect(h)]
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await connect(h)
+        assert e.value.response.status_code == 429
+        for ws in socks:
+            await ws.close()
+    run(go())
