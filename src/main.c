@@ -191,6 +191,10 @@ int main(int argc, char **argv)
 
     /* Signals are taken by sigwait in this thread only; every thread created
      * from here on inherits the mask. */
+    /* A shell may start us with SIGINT ignored (background jobs); an ignored
+     * signal never reaches sigwait, so restore the defaults first. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
