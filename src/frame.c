@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/utf8.h"
 #include "herald/webhook_verify.h"
 
 frame *frame_new(size_t len)
@@ -29,45 +30,6 @@ void frame_release(frame *f)
 {
     if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         free(f);
-}
-
-bool frame_utf8_valid(const void *sv, size_t len)
-{
-    const unsigned char *s = sv;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
 }
 
 bool frame_json_string(char *buf, size_t cap, size_t *pos, const char *s, size_t len)
@@ -319,7 +281,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     enum { AS_JSON, AS_STRING, AS_B64 } mode = AS_B64;
     if (plen == 0)
         mode = AS_STRING;
-    else if (frame_utf8_valid(payload, plen))
+    else if (utf8_valid(payload, plen))
         mode = json_valid(payload, plen) ? AS_JSON : AS_STRING;
     /* Worst cases: a string escapes to 6 bytes per byte; base64 is 4/3. */
     size_t body = mode == AS_JSON     ? plen

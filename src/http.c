@@ -395,10 +395,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    log_debug("http library", "{s:s}", "detail", msg);
+    log_library(LOG_DEBUG, "http", msg);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

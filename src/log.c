@@ -74,3 +74,16 @@ void log_msg(log_level lvl, const char *msg, const char *fields, ...)
     (void)w;
     free(text);
 }
+
+void log_library(log_level lvl, const char *library, const char *line)
+{
+    if (!log_enabled(lvl))
+        return;
+    char msg[512], name[64];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    snprintf(name, sizeof name, "%s library", library);
+    log_msg(lvl, name, "{s:s}", "detail", msg);
+}

@@ -1134,12 +1134,7 @@ static const lws_retry_bo_t no_idle = {0};
 
 static void on_lws_log(int level, const char *line)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", line);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    log_msg(LOG_DEBUG, "websocket library", "{s:s}", "detail", msg);
+    log_library(LOG_DEBUG, "websocket", line);
 }
 
 static void wake(void *ctx)

@@ -54,7 +54,4 @@ frame *frame_dropped(uint64_t count);
  * returns false if it does not fit. `s` must be valid UTF-8. */
 bool frame_json_string(char *buf, size_t cap, size_t *pos, const char *s, size_t len);
 
-/* Is `s` valid UTF-8 (no overlongs, surrogates or > U+10FFFF)? */
-bool frame_utf8_valid(const void *s, size_t len);
-
 #endif

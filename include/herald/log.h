@@ -18,6 +18,10 @@ bool log_enabled(log_level lvl);
  * ("{s:s, s:i}") followed by its arguments, or NULL for no fields. */
 void log_msg(log_level lvl, const char *msg, const char *fields, ...);
 
+/* A line from a library's own logger (trailing newlines trimmed), as
+ * {"msg": "<library> library", "detail": line}. */
+void log_library(log_level lvl, const char *library, const char *line);
+
 #define log_debug(msg, ...) log_msg(LOG_DEBUG, msg, __VA_ARGS__)
 #define log_info(msg, ...)  log_msg(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)  log_msg(LOG_WARN, msg, __VA_ARGS__)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "herald/frame.h"
+#include "herald/utf8.h"
 #include "herald/webhook_verify.h"
 
 #define S(x) (x), strlen(x)
@@ -669,12 +670,12 @@ static void test_utf8_valid(void **state)
         {"\xc3\xa9\xc3", 3, false},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        if (frame_utf8_valid(t[i].s, t[i].len) != t[i].ok)
-            fail_msg("frame_utf8_valid case %zu: expected %d", i, t[i].ok);
+        if (utf8_valid(t[i].s, t[i].len) != t[i].ok)
+            fail_msg("utf8_valid case %zu: expected %d", i, t[i].ok);
     }
     /* the length bounds the scan: a valid prefix of an invalid buffer */
-    assert_true(frame_utf8_valid("ab\xff", 2));
-    assert_false(frame_utf8_valid("\xe2\x82\xac", 2));
+    assert_true(utf8_valid("ab\xff", 2));
+    assert_false(utf8_valid("\xe2\x82\xac", 2));
 }
 
 static void test_json_string(void **state)
