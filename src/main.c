@@ -14,6 +14,7 @@
 #include "herald/bus.h"
 #include "herald/config.h"
 #include "herald/http.h"
+#include "herald/jwt.h"
 #include "herald/log.h"
 #include "herald/metrics.h"
 #include "herald/netutil.h"
@@ -25,6 +26,7 @@ typedef struct {
     bus *bus;
     http_server *http;
     ws_server *ws;
+    hjwt_verifier *jwt; /* one verifier for the WebSocket side and the publish API */
     int64_t started_ms;
     atomic_bool done;
 } app;
@@ -72,6 +74,31 @@ static void default_data_dir(char *out, size_t len, const char *source_dir, cons
         }
     }
     snprintf(out, len, "/usr/local/share/herald/%s", what);
+}
+
+/* The JWT verifier of auth.jwt.*, or NULL when no key is configured. */
+static hr_status make_jwt_verifier(const hr_config *cfg, hjwt_verifier **out)
+{
+    *out = NULL;
+    if (cfg->njwt_keys == 0)
+        return HR_OK;
+    hjwt_key *keys = calloc(cfg->njwt_keys, sizeof *keys);
+    if (!keys)
+        return HR_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->njwt_keys; i++) {
+        const hr_jwt_key *k = &cfg->jwt_keys[i];
+        keys[i] = (hjwt_key){k->alg, k->kid, (const unsigned char *)k->secret, k->secret_len,
+                             k->public_key_file};
+    }
+    char err[256] = "";
+    *out = hjwt_verifier_new(keys, cfg->njwt_keys, cfg->jwt_issuer, cfg->jwt_audience,
+                             cfg->jwt_roles_claim, cfg->jwt_leeway_s, err, sizeof err);
+    free(keys);
+    if (!*out) {
+        log_error("cannot load the JWT keys", "{s:s}", "error", err);
+        return HR_ERR_INVALID;
+    }
+    return HR_OK;
 }
 
 static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
@@ -186,7 +213,9 @@ int main(int argc, char **argv)
         log_error("cannot start the WebSocket listener", "{s:s}", "error", err);
         goto out;
     }
-    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir};
+    if (make_jwt_verifier(cfg, &a.jwt) != HR_OK)
+        goto out;
+    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir, a.jwt};
     if (http_start(&a.http, &hd, err, sizeof err) != HR_OK) {
         log_error("cannot start the HTTP listener", "{s:s}", "error", err);
         goto out;
@@ -224,6 +253,7 @@ out:
     http_stop(a.http, 0);
     ws_stop(a.ws, 0);
     bus_free(a.bus, 0);
+    hjwt_verifier_free(a.jwt);
     metrics_free(a.metrics);
     config_free(cfg);
     return rc;
