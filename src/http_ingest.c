@@ -372,9 +372,12 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     } else {
         wv_scheme sc = wv_config_scheme(s->wv);
         const json_t *bt = json_object_get(doc, "type");
+        const char *ev = sc == WV_SCHEME_GITHUB ? conn_header(c, "X-GitHub-Event") : NULL;
         if ((sc == WV_SCHEME_STANDARD_WEBHOOKS || sc == WV_SCHEME_STRIPE) && json_is_string(bt) &&
             text_ok(json_string_value(bt), json_string_length(bt)))
             snprintf(type, sizeof type, "%s", json_string_value(bt));
+        else if (ev && subject_placeholder_value_valid(ev, strlen(ev)))
+            snprintf(type, sizeof type, "com.github.%s", ev);
         else
             snprintf(type, sizeof type, "herald.webhook.%s", s->conf->name);
     }
