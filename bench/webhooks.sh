@@ -30,7 +30,10 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
 
 echo "== build (release)" >&2
-cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# -O3 makes GCC 12 see possible snprintf truncations in config.c/perms.c/
+# main.c (pre-existing, harmless: they are bounded paths); keep them warnings.
+cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_C_FLAGS=-Wno-error=format-truncation >/dev/null
 cmake --build "$ROOT/build-release" >/dev/null
 
 NATS_PORT=$(free_port); HTTP_PORT=$(free_port); WS_PORT=$(free_port); NCHAN_PORT=$(free_port)
@@ -87,6 +90,9 @@ error_log $TMP/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # Nchan keeps published messages in shared memory until they expire; at
+  # tens of thousands of publishes/s the 128 MB default runs out (507).
+  nchan_shared_memory_size 1024m;
   client_body_temp_path $TMP/nginx/body;
   proxy_temp_path $TMP/nginx/proxy;
   fastcgi_temp_path $TMP/nginx/fastcgi;
@@ -99,6 +105,7 @@ http {
       nchan_publisher;
       nchan_channel_id bench;
       nchan_message_buffer_length 16;
+      nchan_message_timeout 5s;
     }
   }
 }
@@ -114,11 +121,10 @@ cat >"$TMP/webhook.lua" <<LUA
 -- Fixed body and precomputed signature; a unique X-GitHub-Delivery per
 -- request so JetStream stores every event (no deduplication).
 local body = [==[$BODY]==]
+-- tid is a global set per thread by setup() (a local here would shadow it).
 local n = 0
-local tid = 0
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
-function init(args) tid = tid or 0 end
 function request()
   n = n + 1
   return wrk.format("POST", nil, {
@@ -159,7 +165,9 @@ run herald-core "http://127.0.0.1:$HTTP_PORT/v1/webhooks/core" "$TMP/webhook.lua
 run herald-jetstream "http://127.0.0.1:$HTTP_PORT/v1/webhooks/js" "$TMP/webhook.lua"
 run nchan-publish "http://127.0.0.1:$NCHAN_PORT/pub" "$TMP/nchan.lua"
 
-STORED=$(curl -fs "http://127.0.0.1:$HTTP_PORT/metrics" | awk -F' ' '/^herald_webhooks_total\{source="js",outcome="accepted"\}/ {print $2}')
+METRICS=$(curl -fs "http://127.0.0.1:$HTTP_PORT/metrics")
+STORED=$(awk '/^herald_webhooks_total\{source="js",outcome="accepted"\}/ {print $2}' <<<"$METRICS")
+DUPS=$(awk '/^herald_webhooks_total\{source="js",outcome="duplicate"\}/ {print $2}' <<<"$METRICS")
 echo
 printf '%-18s %12s %10s %10s %12s\n' target "req/s" p99 non-2xx "vs nchan"
 NCHAN_RPS=$(awk '$1=="nchan-publish" {print $2}' "$TMP/results")
@@ -167,5 +175,5 @@ while read -r name rps p99 bad; do
   ratio=$(python3 -c "print(f'{float($rps)/float($NCHAN_RPS):.2f}x' if float($NCHAN_RPS) else '-')")
   printf '%-18s %12s %10s %10s %12s\n' "$name" "$rps" "$p99" "$bad" "$ratio"
 done <"$TMP/results"
-echo "(herald jetstream deliveries acknowledged by the stream: ${STORED:-?})"
+echo "(herald jetstream: ${STORED:-?} stored, ${DUPS:-?} acknowledged as duplicates)"
 echo "(1 KiB JSON bodies, $CONNS connections, $THREADS wrk threads, ${DUR}s per target, $(nproc) CPUs)"

@@ -39,6 +39,13 @@ struct ingest {
     bool closing;
     cache_ent *cache[CACHE_BUCKETS];
     size_t ncache;
+    /* Core publishes waiting for a flush: one flusher thread flushes once
+     * for every publish queued so far (group commit) and resumes them all,
+     * so no HTTP worker blocks on a PING/PONG round trip. */
+    ingest_op *flushq; /* singly linked through next; guarded by mu */
+    pthread_cond_t flush_cv;
+    pthread_t flusher;
+    bool flusher_running;
     metrics_cell *m_pub_core, *m_pub_js, *m_ack;
 };
 
@@ -146,6 +153,53 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     op->done(op->ctx);
 }
 
+static void *flush_main(void *arg)
+{
+    ingest *g = arg;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!g->flushq && !g->closing)
+            pthread_cond_wait(&g->flush_cv, &g->mu);
+        ingest_op *batch = g->flushq;
+        g->flushq = NULL;
+        if (!batch && g->closing)
+            break;
+        pthread_mutex_unlock(&g->mu);
+        natsStatus s =
+            natsConnection_FlushTimeout(bus_conn(g->bus), g->cfg->nats_publish_timeout_ms);
+        int64_t now = nats_NowInNanoSeconds();
+        while (batch) {
+            ingest_op *op = batch;
+            batch = op->next; /* read before done(): op may be gone after it */
+            op->next = NULL;
+            if (s == NATS_OK) {
+                op->res.st = HR_OK;
+                metrics_observe(g->m_pub_core, (double)(now - op->t0_ns) / 1e9);
+            } else {
+                fail(&op->res, s == NATS_TIMEOUT ? "NATS did not confirm the publish in time"
+                                                 : "NATS cannot take the message now");
+            }
+            op->done(op->ctx);
+        }
+        pthread_mutex_lock(&g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+/* Stop the flusher after it has flushed everything queued. */
+static void stop_flusher(ingest *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->closing = true;
+    pthread_cond_broadcast(&g->flush_cv);
+    bool running = g->flusher_running;
+    g->flusher_running = false;
+    pthread_mutex_unlock(&g->mu);
+    if (running)
+        pthread_join(g->flusher, NULL);
+}
+
 hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
 {
     *out = NULL;
@@ -155,6 +209,7 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
     g->cfg = cfg;
     g->bus = b;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->flush_cv, NULL);
     static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                     0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     size_t nb = sizeof bounds / sizeof bounds[0];
@@ -184,6 +239,11 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
             ingest_free(g);
             return HR_ERR_NATS;
         }
+        if (pthread_create(&g->flusher, NULL, flush_main, g) != 0) {
+            ingest_free(g);
+            return HR_ERR_NOMEM;
+        }
+        g->flusher_running = true;
     }
     *out = g;
     return HR_OK;
@@ -333,10 +393,25 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
     }
     op->t0_ns = nats_NowInNanoSeconds();
     if (!use_js) {
+        /* Publish now (fails at once during an outage: no reconnect
+         * buffer), then let the flusher confirm it. */
         natsStatus s = natsConnection_PublishMsg(nc, msg);
-        if (s == NATS_OK)
-            s = natsConnection_FlushTimeout(nc, g->cfg->nats_publish_timeout_ms);
         natsMsg_Destroy(msg);
+        if (s != NATS_OK) {
+            fail(&op->res, "NATS cannot take the message now");
+            return false;
+        }
+        pthread_mutex_lock(&g->mu);
+        if (g->flusher_running && !g->closing) {
+            op->next = g->flushq;
+            g->flushq = op;
+            op->prepare(op->ctx); /* under mu, as for JetStream below */
+            pthread_cond_signal(&g->flush_cv);
+            pthread_mutex_unlock(&g->mu);
+            return true;
+        }
+        pthread_mutex_unlock(&g->mu);
+        s = natsConnection_FlushTimeout(nc, g->cfg->nats_publish_timeout_ms);
         if (s != NATS_OK) {
             fail(&op->res, s == NATS_TIMEOUT ? "NATS did not confirm the publish in time"
                                              : "NATS cannot take the message now");
@@ -381,9 +456,7 @@ void ingest_drain(ingest *g, int timeout_ms)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->closing = true;
-    pthread_mutex_unlock(&g->mu);
+    stop_flusher(g); /* sets closing; flushes and answers every queued core publish */
     if (g->js) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -413,10 +486,12 @@ void ingest_free(ingest *g)
 {
     if (!g)
         return;
+    stop_flusher(g);
     jsCtx_Destroy(g->js);
     pthread_mutex_lock(&g->mu);
     cache_clear_locked(g);
     pthread_mutex_unlock(&g->mu);
+    pthread_cond_destroy(&g->flush_cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }

@@ -8,8 +8,8 @@
  * `prepare` hook (run just before the asynchronous publish, e.g.
  * MHD_suspend_connection) and a `done` callback (e.g. MHD_resume_connection).
  * Threads: ingest_publish runs on any caller thread; `done` runs on a nats.c
- * thread (the ack handler), or on the caller's thread for synchronous
- * failures, or in ingest_drain. */
+ * thread (the ack handler), on ingest's flusher thread (core), on the
+ * caller's thread for synchronous failures, or in ingest_drain. */
 #ifndef HERALD_INGEST_H
 #define HERALD_INGEST_H
 
@@ -44,24 +44,29 @@ typedef struct ingest_op {
     ingest_fn done;    /* called once when res is final (asynchronous path only) */
     void *ctx;
     /* private */
-    natsMsg *msg_key;
-    int64_t t0_ns;
-    struct ingest_op *next, *prev;
+    natsMsg *msg_key;              /* JetStream: the published message, to match its ack */
+    int64_t t0_ns;                 /* publish start, for the duration histograms */
+    struct ingest_op *next, *prev; /* PubAck wait table bucket, or the flush queue (next) */
 } ingest_op;
 
 hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m);
 
 /* Publish *msg (subject and headers set, Nats-Msg-Id included) with the
  * given delivery. Takes ownership of *msg in every case (sets it NULL).
- * Returns false when op->res is already final (core publish, JetStream
- * refused at once, or NATS down): `prepare` and `done` were not called.
- * Returns true when the publish went asynchronous: `prepare` was called and
- * `done` will be called exactly once (possibly before this returns). */
+ * Returns false when op->res is already final (NATS down, stream lookup
+ * failed, JetStream refused at once, or shutting down): `prepare` and
+ * `done` were not called.
+ * Returns true when the publish went asynchronous -- a core publish waiting
+ * for the flusher's next flush (one flush confirms every publish queued
+ * before it), or a JetStream publish waiting for its PubAck: `prepare` was
+ * called and `done` will be called exactly once (possibly before this
+ * returns). */
 bool ingest_publish(ingest *g, natsMsg **msg, hr_delivery d, ingest_op *op);
 
 /* Shutdown step (after the HTTP daemon is quiesced): refuse new publishes,
- * wait up to timeout_ms for outstanding PubAcks, then finish every op still
- * waiting with 503 (calling its `done`). */
+ * flush and answer the queued core publishes, wait up to timeout_ms for
+ * outstanding PubAcks, then finish every op still waiting with 503 (calling
+ * its `done`). */
 void ingest_drain(ingest *g, int timeout_ms);
 
 /* Free (after ingest_drain). NULL is a no-op. */
