@@ -475,3 +475,35 @@ def test_concurrent_posts_while_nats_is_killed(env):
     for d in accepted:
         assert stored.count(d) == 1, d
     assert len(stored) == len(set(stored))
+
+
+def test_shutdown_answers_requests_waiting_for_jetstream(make_herald, nats):
+    """Requests suspended while JetStream does not answer (nats-server
+    paused) get a 503 at shutdown, and herald still exits 0: MHD is never
+    stopped with a suspended connection."""
+    import signal
+    nc = NatsClient(nats.url)
+    nc.add_stream("WH", ["webhooks.>"])
+    nc.close()
+    h = make_herald(config={"webhooks": WEBHOOKS, "shutdown_timeout_s": 4,
+                            "nats": {"publish_timeout_ms": 60000}},
+                    env=ENV, nats_url=nats.url)
+    body = b"{}"
+    # warm the stream lookup cache while JetStream still answers
+    assert h.get("/v1/webhooks/github", headers=gh_headers(body, "pause", "warm"),
+                 method="POST", data=body).status == 202
+    nats.proc.send_signal(signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=5) as ex:
+            futs = [ex.submit(h.get, "/v1/webhooks/github", gh_headers(body, "pause", f"p{i}"),
+                              "POST", body, 30) for i in range(5)]
+            time.sleep(0.5 * SLACK)
+            assert not any(f.done() for f in futs)  # suspended, waiting for the PubAck
+            h.signal(signal.SIGTERM)
+            for f in futs:
+                r = f.result(30)
+                assert_problem(r, 503)
+                assert r.headers["Retry-After"] == "5"
+        assert h.wait(15) == 0
+    finally:
+        nats.proc.send_signal(signal.SIGCONT)
