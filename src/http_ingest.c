@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "herald/cloudevent.h"
 #include "herald/ingest.h"
@@ -18,6 +20,7 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/perms.h"
+#include "herald/ratelimit.h"
 #include "herald/subject.h"
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
@@ -66,6 +69,7 @@ struct http_ingest {
     wh_source *src;
     size_t nsrc;
     char retry_after[16];
+    rl_table *rl; /* limits.http_requests_per_ip, or NULL when off */
 };
 
 enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED };
@@ -228,6 +232,36 @@ static bool take_chunk(hi_req *q, const char *data, size_t n)
     }
     memcpy(q->buf + q->len, data, n);
     q->len += n;
+    return true;
+}
+
+/* limits.http_requests_per_ip: true (and a 429 queued) when this client is
+ * over its rate. */
+static bool over_rate(hi_req *q, int *status, enum MHD_Result *ret)
+{
+    if (!q->h->rl)
+        return false;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET6_ADDRSTRLEN] = "unknown";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+    }
+    int retry = 1;
+    if (rl_allow(q->h->rl, ip, net_now_ms(), &retry))
+        return false;
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", retry);
+    count(q, O_RATE_LIMITED);
+    q->phase = PH_ANSWERED;
+    *status = 429;
+    *ret = http_problem(q->conn, 429, "rate-limited",
+                        "too many requests from this address; retry after Retry-After seconds",
+                        MHD_HTTP_HEADER_RETRY_AFTER, ra, false);
     return true;
 }
 
@@ -489,6 +523,9 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
     q->phase = PH_BODY;
     const char *name = url + strlen("/v1/webhooks/");
     q->src = find_source(h, name);
+    enum MHD_Result ret;
+    if (over_rate(q, status, &ret))
+        return ret;
     if (!q->src)
         return problem(q, status, 404, O_COUNT, "unknown-source", "no webhook source by that name");
     q->limit = effective_limit(h, q->src->conf->max_body_bytes);
@@ -612,6 +649,9 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
     if (!q)
         return MHD_NO;
     q->phase = PH_BODY;
+    enum MHD_Result ret;
+    if (over_rate(q, status, &ret))
+        return ret;
     const char *why = authenticate(q);
     if (why)
         return problem(q, status, 401, O_COUNT, "unauthorized", why);
@@ -725,6 +765,12 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     h->bus = deps->bus;
     h->jwt = deps->jwt;
     snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
+    const hr_rate *lim = &deps->cfg->http_requests_per_ip;
+    if (lim->on && !(h->rl = rl_new(lim->rate_per_s, lim->burst))) {
+        snprintf(err, errlen, "limits.http_requests_per_ip: cannot set up");
+        free(h);
+        return HR_ERR_INVALID;
+    }
     hr_status st = ingest_new(&h->ing, deps->cfg, deps->bus, deps->metrics);
     if (st != HR_OK) {
         snprintf(err, errlen, "cannot set up JetStream publishing");
@@ -768,5 +814,6 @@ void http_ingest_free(http_ingest *h)
         source_free(&h->src[i]);
     free(h->src);
     ingest_free(h->ing);
+    rl_free(h->rl);
     free(h);
 }
