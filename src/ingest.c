@@ -126,10 +126,16 @@ static void fail(ingest_result *r, const char *why)
 
 /* The PubAck (or its timeout / error) for one async publish. Runs on the
  * nats.c ack thread. `done` is called last: after it the op may be gone. */
+static void cache_drop(ingest *g, const char *subject);
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     ingest *g = closure;
     ingest_op *op = wait_take(g, msg);
+    /* A refusal (not a timeout) may mean the cached stream is gone or no
+     * longer captures the subject: look it up afresh next time. */
+    if (pae && pae->Err != NATS_TIMEOUT)
+        cache_drop(g, natsMsg_GetSubject(msg));
     natsMsg_Destroy(msg);
     if (!op)
         return;
@@ -278,6 +284,24 @@ static void cache_clear_locked(ingest *g)
         g->cache[i] = NULL;
     }
     g->ncache = 0;
+}
+
+static void cache_drop(ingest *g, const char *subject)
+{
+    if (!subject)
+        return;
+    pthread_mutex_lock(&g->mu);
+    for (cache_ent **pp = &g->cache[str_bucket(subject)]; *pp; pp = &(*pp)->next) {
+        cache_ent *e = *pp;
+        if (strcmp(e->subject, subject) == 0) {
+            *pp = e->next;
+            free(e->subject);
+            free(e);
+            g->ncache--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
 }
 
 static void cache_put(ingest *g, const char *subject, const char *stream)

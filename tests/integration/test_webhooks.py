@@ -527,3 +527,18 @@ def test_rate_limited_429(make_herald, nats):
     assert h.get("/healthz").status == 200
     text = h.get("/metrics").body.decode()
     assert 'herald_webhooks_total{source="small",outcome="rate_limited"} 1' in text
+
+
+def test_stream_deleted_then_recreated(env):
+    """A cached stream that disappears: the refusal is a 503 and the next
+    request looks the subject up afresh (core, as no stream captures it)."""
+    body = b"{}"
+    assert env.post("github", body, gh_headers(body, "gone", "g1")).json()["stream"] == "WH"
+    env.nc.run(env.nc.js.delete_stream("WH"))
+    assert_problem(env.post("github", body, gh_headers(body, "gone", "g2")), 503)
+    r = env.post("github", body, gh_headers(body, "gone", "g3"))
+    assert r.status == 202 and "stream" not in r.json()
+    env.nc.add_stream("WH2", ["webhooks.github.>"])
+    time.sleep(0.05)
+    # still cached as "no stream" for up to 60 s: core delivery meanwhile
+    assert env.post("github", body, gh_headers(body, "gone", "g4")).status == 202
