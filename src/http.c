@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "herald/http_ingest.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 
@@ -20,6 +21,10 @@
 typedef struct http_req http_req;
 typedef enum MHD_Result (*route_fn)(http_server *s, http_req *r, struct MHD_Connection *c,
                                     const char *url);
+/* A route that reads a body: called for every handler invocation. */
+typedef enum MHD_Result (*body_fn)(http_ingest *h, hi_req **st, struct MHD_Connection *c,
+                                   const char *url, const char *upload, size_t *upload_size,
+                                   int *status);
 
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4 };
 
@@ -30,6 +35,7 @@ typedef struct {
     const char *allow; /* Allow header for 405 */
     route_fn fn;
     const char *label; /* metrics route label */
+    body_fn body;      /* POST routes with a body (fn is then unused) */
 } route;
 
 /* Per-request state (MHD's con_cls). Created by the URI log callback,
@@ -38,9 +44,10 @@ struct http_req {
     http_server *srv;
     const route *route;
     const char *label;
-    int status;    /* status of the queued response */
-    bool started;  /* first handler call seen */
-    bool bad_path; /* raw URI held a percent-encoded control byte */
+    int status;     /* status of the queued response */
+    bool started;   /* first handler call seen */
+    bool bad_path;  /* raw URI held a percent-encoded control byte */
+    hi_req *ingest; /* state of a body route (webhooks, publish API) */
 };
 
 struct http_server {
@@ -51,6 +58,7 @@ struct http_server {
     int64_t started_ms;
     _Atomic int inflight; /* requests begun and not completed */
     metrics_family *m_requests;
+    http_ingest *ingest; /* webhooks and publish API */
     char real_static[PATH_MAX];
 };
 
@@ -130,6 +138,13 @@ static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int s
     if (r)
         r->status = status;
     return ret;
+}
+
+enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
+                             const char *detail, const char *extra_header, const char *extra_value,
+                             bool close_conn)
+{
+    return send_problem(NULL, c, status, slug, detail, extra_header, extra_value, close_conn);
 }
 
 /* ---- operational routes --------------------------------------------------- */
@@ -262,12 +277,14 @@ static enum MHD_Result h_openapi(http_server *s, http_req *r, struct MHD_Connect
 }
 
 static const route routes[] = {
-    {"/healthz", false, M_GET | M_HEAD, "GET, HEAD", h_healthz, "/healthz"},
-    {"/readyz", false, M_GET | M_HEAD, "GET, HEAD", h_readyz, "/readyz"},
-    {"/metrics", false, M_GET | M_HEAD, "GET, HEAD", h_metrics, "/metrics"},
-    {"/openapi.json", false, M_GET | M_HEAD, "GET, HEAD", h_openapi, "/openapi.json"},
-    {"/", false, M_GET | M_HEAD, "GET, HEAD", h_index, "/"},
-    {"/static/", true, M_GET | M_HEAD, "GET, HEAD", h_static, "/static/{path}"},
+    {"/healthz", false, M_GET | M_HEAD, "GET, HEAD", h_healthz, "/healthz", NULL},
+    {"/readyz", false, M_GET | M_HEAD, "GET, HEAD", h_readyz, "/readyz", NULL},
+    {"/metrics", false, M_GET | M_HEAD, "GET, HEAD", h_metrics, "/metrics", NULL},
+    {"/openapi.json", false, M_GET | M_HEAD, "GET, HEAD", h_openapi, "/openapi.json", NULL},
+    {"/", false, M_GET | M_HEAD, "GET, HEAD", h_index, "/", NULL},
+    {"/static/", true, M_GET | M_HEAD, "GET, HEAD", h_static, "/static/{path}", NULL},
+    {"/v1/webhooks/", true, M_POST, "POST", NULL, "/v1/webhooks/{source}", http_ingest_webhook},
+    {"/v1/publish/", true, M_POST, "POST", NULL, "/v1/publish/{subject}", http_ingest_publish},
 };
 
 static const route *find_route(const char *url)
@@ -361,10 +378,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_problem(r, c, 405, "method-not-allowed",
                                 "this route does not accept that method", MHD_HTTP_HEADER_ALLOW,
                                 r->route->allow, false);
+        if (r->route->body)
+            return r->route->body(s->ingest, &r->ingest, c, url, upload_data, upload_data_size,
+                                  &r->status);
         if (!(r->route->methods & M_POST))
             return r->route->fn(s, r, c, url);
         return MHD_YES;
     }
+    if (r->route->body)
+        return r->route->body(s->ingest, &r->ingest, c, url, upload_data, upload_data_size,
+                              &r->status);
     if (*upload_data_size) {
         *upload_data_size = 0; /* no route reads a body yet */
         return MHD_YES;
@@ -386,6 +409,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         snprintf(code, sizeof code, "none");
     const char *labels[] = {r->label, code};
     metrics_inc_labels(s->m_requests, labels, 1);
+    http_ingest_req_free(r->ingest);
     atomic_fetch_sub(&s->inflight, 1);
     free(r);
     *con_cls = NULL;
@@ -414,8 +438,14 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         s->real_static[0] = '\0';
     s->m_requests = metrics_counter(deps->metrics, "herald_http_requests_total",
                                     "HTTP requests by route and status class.", "route,code");
+    hr_status st = http_ingest_new(&s->ingest, deps, err, errlen);
+    if (st != HR_OK) {
+        free(s);
+        return st;
+    }
     s->listen_fd = net_listen(&deps->cfg->http_listen, err, errlen);
     if (s->listen_fd < 0) {
+        http_ingest_free(s->ingest);
         free(s);
         return HR_ERR_LISTEN;
     }
@@ -431,6 +461,7 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
     if (!s->d) {
         snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
         close(s->listen_fd);
+        http_ingest_free(s->ingest);
         free(s);
         return HR_ERR_LISTEN;
     }
@@ -450,12 +481,25 @@ void http_stop(http_server *s, int timeout_ms)
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    int64_t deadline = net_now_ms() + timeout_ms;
+    /* In-flight requests finish normally first, including uploads and
+     * requests suspended while JetStream acknowledges them (their acks keep
+     * arriving: MaxWait bounds each). Then publishing stops, any request
+     * still waiting is answered 503 and resumed, and the resumed handlers
+     * get a moment to queue their answers: MHD_stop_daemon must never see a
+     * suspended connection. */
+    int64_t start = net_now_ms();
+    int64_t deadline = start + timeout_ms * 8 / 10;
+    while (atomic_load(&s->inflight) > 0 && net_now_ms() < deadline)
+        usleep(10 * 1000);
+    int64_t left = start + timeout_ms - net_now_ms();
+    http_ingest_drain(s->ingest, left > 0 ? (int)(left / 2) : 0);
+    deadline = start + timeout_ms;
     while (atomic_load(&s->inflight) > 0 && net_now_ms() < deadline)
         usleep(10 * 1000);
     if (atomic_load(&s->inflight) > 0)
         log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",
                  atomic_load(&s->inflight));
     MHD_stop_daemon(s->d);
+    http_ingest_free(s->ingest);
     free(s);
 }

@@ -76,6 +76,7 @@ static void default_data_dir(char *out, size_t len, const char *source_dir, cons
     snprintf(out, len, "/usr/local/share/herald/%s", what);
 }
 
+
 static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
 {
     app *a = ctx;
@@ -234,7 +235,7 @@ int main(int argc, char **argv)
         log_error("cannot start the WebSocket listener", "{s:s}", "error", err);
         goto out;
     }
-    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir};
+    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir, a.jwt};
     if (http_start(&a.http, &hd, err, sizeof err) != HR_OK) {
         log_error("cannot start the HTTP listener", "{s:s}", "error", err);
         goto out;

@@ -9,6 +9,7 @@
 
 #include "herald/bus.h"
 #include "herald/config.h"
+#include "herald/jwt.h"
 #include "herald/metrics.h"
 #include "herald/status.h"
 
@@ -19,8 +20,9 @@ typedef struct {
     const hr_config *cfg;
     bus *bus;
     metrics *metrics;
-    const char *static_dir;  /* resolved directory served at / and /static/ */
-    const char *openapi_dir; /* directory holding openapi.json and asyncapi.json */
+    const char *static_dir;   /* resolved directory served at / and /static/ */
+    const char *openapi_dir;  /* directory holding openapi.json and asyncapi.json */
+    const hjwt_verifier *jwt; /* publish API bearer tokens; NULL = no JWT keys configured */
 } http_deps;
 
 /* Open the listener and start serving. On failure writes a one-line reason. */
@@ -30,7 +32,8 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
 int http_port(const http_server *s);
 
 /* Shutdown: stop accepting, let in-flight requests finish (bounded by
- * timeout_ms), then stop the daemon and free. */
+ * timeout_ms; requests waiting for a PubAck included), answer any request
+ * still waiting for JetStream with 503, then stop the daemon and free. */
 void http_stop(http_server *s, int timeout_ms);
 
 #endif

@@ -279,6 +279,18 @@ def test_openapi_document(herald):
     assert doc["openapi"].startswith("3.1")
     for p in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert p in doc["paths"], p
+    # issue 4: webhooks and the publish API, every response documented
+    for p, codes in (("/v1/webhooks/{source}",
+                      ["202", "400", "401", "403", "404", "413", "415", "422", "429", "503"]),
+                     ("/v1/publish/{subject}",
+                      ["202", "400", "401", "403", "413", "503"])):
+        op = doc["paths"][p]["post"]
+        assert op["requestBody"]["content"], p
+        assert set(codes) <= set(op["responses"]), (p, sorted(op["responses"]))
+        for code in codes:
+            assert set(op["responses"][code]) & {"$ref", "content"}, (p, code)
+    assert "Retry-After" in doc["components"]["responses"]["Unavailable"]["headers"]
+    assert {"id", "subject"} <= set(doc["components"]["schemas"]["Accepted"]["required"])
 
 
 # ---- WebSocket listener -----------------------------------------------------

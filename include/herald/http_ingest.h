@@ -1,0 +1,49 @@
+/* http_ingest: the two inbound-event routes of contract §4 on top of MHD:
+ * POST /v1/webhooks/{source} (signature, content type, size, subject and
+ * ce-type templates, source permission) and POST /v1/publish/{subject}
+ * (JWT or API key, publish permission, raw or CloudEvents bodies).
+ * Owns the compiled webhook sources (verifier, templates, permission,
+ * metric cells), the per-request state (body buffer, the pending publish)
+ * and the ingest publisher. A request waiting for its PubAck is suspended
+ * (MHD_suspend_connection) and resumed by the ack, so no worker thread
+ * blocks on JetStream.
+ * Does not own: routing, framing checks and accounting (http.c). */
+#ifndef HERALD_HTTP_INGEST_H
+#define HERALD_HTTP_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <microhttpd.h>
+
+#include "herald/http.h"
+#include "herald/status.h"
+
+typedef struct http_ingest http_ingest;
+typedef struct hi_req hi_req; /* one request's state; freed by http_ingest_req_free */
+
+/* Compile every webhook source. On failure err holds a one-line reason. */
+hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, size_t errlen);
+
+/* Shutdown step once no new requests arrive: stop publishing, wait up to
+ * timeout_ms for PubAcks, answer every still-suspended request with 503. */
+void http_ingest_drain(http_ingest *h, int timeout_ms);
+void http_ingest_free(http_ingest *h); /* after drain and MHD_stop_daemon; NULL is a no-op */
+
+/* MHD access-handler bodies for the two routes. Called for every handler
+ * invocation of the request (headers, each upload chunk, final, resumed).
+ * *st is the request's state (NULL at first); *status receives the HTTP
+ * status once a response is queued. */
+enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Connection *c,
+                                    const char *url, const char *upload, size_t *upload_size,
+                                    int *status);
+enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Connection *c,
+                                    const char *url, const char *upload, size_t *upload_size,
+                                    int *status);
+void http_ingest_req_free(hi_req *q); /* NULL is a no-op */
+
+/* RFC 9457 problem+json (implemented in http.c). extra_header may be NULL. */
+enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
+                             const char *detail, const char *extra_header, const char *extra_value,
+                             bool close_conn);
+
+#endif

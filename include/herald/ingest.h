@@ -1,0 +1,78 @@
+/* ingest: publishing one inbound event (webhook or publish API) to NATS
+ * with the delivery guarantee of contract §4.
+ * Owns the JetStream context used for asynchronous publishing, the
+ * subject → capturing-stream cache (looked up with $JS.API.STREAM.NAMES on
+ * first use, kept 60 s), the table of publishes waiting for their PubAck,
+ * and the publish / ack-duration metrics.
+ * Does not own the HTTP side: a caller that must not block hands in a
+ * `prepare` hook (run just before the asynchronous publish, e.g.
+ * MHD_suspend_connection) and a `done` callback (e.g. MHD_resume_connection).
+ * Threads: ingest_publish runs on any caller thread; `done` runs on a nats.c
+ * thread (the ack handler), on ingest's flusher thread (core), on the
+ * caller's thread for synchronous failures, or in ingest_drain. */
+#ifndef HERALD_INGEST_H
+#define HERALD_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <nats/nats.h>
+
+#include "herald/bus.h"
+#include "herald/config.h"
+#include "herald/metrics.h"
+#include "herald/status.h"
+
+typedef struct ingest ingest;
+
+/* Outcome of one publish. */
+typedef struct {
+    hr_status st;     /* HR_OK = taken; HR_ERR_UNAVAILABLE = 503 (never published later) */
+    const char *why;  /* static detail for a 503 */
+    bool jetstream;   /* stored by JetStream (stream/seq/duplicate valid) */
+    char stream[256]; /* capturing stream */
+    uint64_t seq;     /* stream sequence (the stored message's when duplicate) */
+    bool duplicate;   /* the Nats-Msg-Id was already stored */
+} ingest_result;
+
+typedef void (*ingest_fn)(void *ctx);
+
+/* One publish in flight. Owned by the caller; it must stay valid until
+ * `done` has been called (when ingest_publish returned true). */
+typedef struct ingest_op {
+    ingest_result res;
+    ingest_fn prepare; /* called once right before an asynchronous publish */
+    ingest_fn done;    /* called once when res is final (asynchronous path only) */
+    void *ctx;
+    /* private */
+    natsMsg *msg_key;              /* JetStream: the published message, to match its ack */
+    int64_t t0_ns;                 /* publish start, for the duration histograms */
+    struct ingest_op *next, *prev; /* PubAck wait table bucket, or the flush queue (next) */
+} ingest_op;
+
+hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m);
+
+/* Publish *msg (subject and headers set, Nats-Msg-Id included) with the
+ * given delivery. Takes ownership of *msg in every case (sets it NULL).
+ * Returns false when op->res is already final (NATS down, stream lookup
+ * failed, JetStream refused at once, or shutting down): `prepare` and
+ * `done` were not called.
+ * Returns true when the publish went asynchronous -- a core publish waiting
+ * for the flusher's next flush (one flush confirms every publish queued
+ * before it), or a JetStream publish waiting for its PubAck: `prepare` was
+ * called and `done` will be called exactly once (possibly before this
+ * returns). */
+bool ingest_publish(ingest *g, natsMsg **msg, hr_delivery d, ingest_op *op);
+
+/* Shutdown step (after the HTTP daemon is quiesced): refuse new publishes,
+ * flush and answer the queued core publishes, wait up to timeout_ms for
+ * outstanding PubAcks, then finish every op still waiting with 503 (calling
+ * its `done`). */
+void ingest_drain(ingest *g, int timeout_ms);
+
+/* Free (after ingest_drain). NULL is a no-op. */
+void ingest_free(ingest *g);
+
+/* A random UUID v4 as 36 characters + NUL. */
+void ingest_uuid(char out[37]);
+
+#endif

@@ -1,0 +1,61 @@
+/* whtmpl: webhook subject and ce-type templates (contract §4) and RFC 6901
+ * JSON pointers.
+ * Owns parsing a template ("webhooks.{source}.{+json:/type}") into literal
+ * and placeholder parts once at startup, and rendering it for one request:
+ * {source}, {header:Name}, {json:/pointer} (string, integer or boolean
+ * values as text) and the multi-token forms {+header:Name}, {+json:/ptr}
+ * (the value split at '.', each part a placeholder value, at most 16 parts).
+ * Does not own: header lookup (the caller's callback), parsing the body (the
+ * caller passes the parsed document), subject validation of the result
+ * beyond the placeholder rules (the caller runs subject_valid).
+ * Pure: no I/O, no globals. A compiled whtmpl is immutable and may be
+ * rendered from any number of threads. */
+#ifndef HERALD_WHTMPL_H
+#define HERALD_WHTMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "herald/status.h"
+
+#define WHTMPL_MAX_PARTS 16 /* tokens one {+...} placeholder may yield */
+
+typedef struct whtmpl whtmpl;
+
+/* Returns the value of request header `name` (case-insensitive lookup by the
+ * caller) or NULL when absent. */
+typedef const char *(*whtmpl_header_fn)(void *ctx, const char *name);
+
+typedef enum {
+    WHT_OK = 0,
+    WHT_UNRESOLVED, /* a placeholder is missing, of the wrong type, or not a valid value */
+    WHT_TOO_LONG,   /* the result does not fit the output buffer */
+} whtmpl_result;
+
+/* Parse `text`. On success *out is owned by the caller (whtmpl_free).
+ * HR_ERR_INVALID for a syntax error (unknown placeholder, unbalanced
+ * braces, a json pointer not starting with '/'), HR_ERR_NOMEM. */
+hr_status whtmpl_compile(const char *text, whtmpl **out);
+void whtmpl_free(whtmpl *t); /* NULL is a no-op */
+
+/* True when rendering needs the parsed body (a {json:} placeholder). */
+bool whtmpl_needs_json(const whtmpl *t);
+
+/* Render into out[0..cap) (NUL-terminated, length in *outlen). `body` may be
+ * NULL when the template needs no JSON (a {json:} placeholder then does not
+ * resolve). `source` replaces {source}. */
+whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
+                            const json_t *body, char *out, size_t cap, size_t *outlen);
+
+/* RFC 6901: the value `ptr` designates in `doc`, or NULL. "" is the whole
+ * document; "~1" is '/', "~0" is '~'; array indexes are decimal without
+ * leading zeros ("-" designates nothing). Borrowed reference. */
+const json_t *json_pointer_get(const json_t *doc, const char *ptr);
+
+/* A JSON scalar as placeholder text: a string as is, an integer in
+ * decimal, true/false. Writes into buf (NUL-terminated) and returns its
+ * length, or -1 for other types or when it does not fit. */
+int json_scalar_text(const json_t *v, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,819 @@
+/* http_ingest: POST /v1/webhooks/{source} and POST /v1/publish/{subject}. */
+#include "herald/http_ingest.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "herald/cloudevent.h"
+#include "herald/ingest.h"
+#include "herald/jwt.h"
+#include "herald/log.h"
+#include "herald/netutil.h"
+#include "herald/perms.h"
+#include "herald/ratelimit.h"
+#include "herald/subject.h"
+#include "herald/webhook_verify.h"
+#include "herald/whtmpl.h"
+
+#define HEADROOM     4096 /* bytes of max_payload kept for herald's headers */
+#define MAX_ID_LEN   256  /* longest delivery id taken from a request */
+#define MAX_TYPE_LEN 1024
+#define MAX_API_KEY  4096
+#define MAX_JWT_LEN  8192
+
+typedef enum {
+    O_ACCEPTED = 0,
+    O_DUPLICATE,
+    O_BAD_SIGNATURE,
+    O_TOO_LARGE,
+    O_UNSUPPORTED_MEDIA_TYPE,
+    O_BAD_REQUEST,
+    O_UNBUILDABLE_SUBJECT,
+    O_FORBIDDEN,
+    O_UNAVAILABLE,
+    O_RATE_LIMITED,
+    O_COUNT,
+} outcome;
+
+static const char *const outcome_names[O_COUNT] = {
+    "accepted",    "duplicate",           "bad_signature", "too_large",   "unsupported_media_type",
+    "bad_request", "unbuildable_subject", "forbidden",     "unavailable", "rate_limited"};
+
+typedef struct {
+    const hr_webhook_conf *conf;
+    wv_config *wv;
+    whtmpl *subject;
+    whtmpl *type;           /* NULL = the scheme's default */
+    perms_table *pub_table; /* the source's `publish` rules, or NULL */
+    perms_set *pub;         /* expanded once (no claims) */
+    bool tmpl_json;         /* a {json:} placeholder needs the parsed body */
+    bool body_json;         /* the parsed body is wanted (stripe id, default type) */
+    metrics_cell *m[O_COUNT];
+} wh_source;
+
+struct http_ingest {
+    const hr_config *cfg;
+    bus *bus;
+    const hjwt_verifier *jwt;
+    ingest *ing;
+    wh_source *src;
+    size_t nsrc;
+    char retry_after[16];
+    rl_table *rl; /* limits.http_requests_per_ip, or NULL when off */
+};
+
+enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED };
+
+struct hi_req {
+    http_ingest *h;
+    struct MHD_Connection *conn;
+    int phase;
+    bool is_webhook;
+    wh_source *src;
+    perms_set *perms; /* publish API principal */
+    char *buf;        /* the body */
+    size_t len, cap;
+    size_t limit;       /* effective body limit */
+    bool too_large;     /* a chunked upload passed the limit: discard the rest */
+    bool ctype_checked; /* 415 already decided at the first call */
+    char id[MAX_ID_LEN + 1];
+    char subject[SUBJECT_MAX_BYTES + 1];
+    ingest_op op;
+};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *conn_header(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
+static void count(hi_req *q, outcome o)
+{
+    if (q->src && o < O_COUNT)
+        metrics_add(q->src->m[o], 1);
+}
+
+static enum MHD_Result problem(hi_req *q, int *status, int code, outcome o, const char *slug,
+                               const char *detail)
+{
+    count(q, o);
+    q->phase = PH_ANSWERED;
+    *status = code;
+    bool close_conn = code == 413;
+    if (code == 503)
+        return http_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_RETRY_AFTER,
+                            q->h->retry_after, close_conn);
+    if (code == 401 && !q->is_webhook)
+        return http_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+                            close_conn);
+    return http_problem(q->conn, code, slug, detail, NULL, NULL, close_conn);
+}
+
+/* Printable ASCII without spaces, 1..MAX_ID_LEN bytes. */
+static bool id_ok(const char *v)
+{
+    if (!v)
+        return false;
+    size_t n = strlen(v);
+    if (n == 0 || n > MAX_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Valid UTF-8 text without control characters. */
+static bool text_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > MAX_TYPE_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static size_t effective_limit(http_ingest *h, int64_t configured)
+{
+    int64_t lim = configured;
+    int64_t mp = bus_max_payload(h->bus);
+    if (mp > 0 && mp - HEADROOM < lim)
+        lim = mp - HEADROOM;
+    return lim > 0 ? (size_t)lim : 0;
+}
+
+/* Decide 413 from Content-Length at the first call. 1 = over, 0 = fine or
+ * absent, -1 = unparsable. */
+static int content_length_over(struct MHD_Connection *c, size_t limit)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (end == cl || *end || errno)
+        return -1;
+    return v > limit ? 1 : 0;
+}
+
+/* Media type of a Content-Type value, lowercased, without parameters. */
+static bool media_type(const char *ct, char *out, size_t cap)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)ct[i]);
+    out[n] = '\0';
+    return strchr(out, '/') != NULL;
+}
+
+static bool ctype_accepted(const wh_source *s, const char *ct)
+{
+    char mt[256], pat[256];
+    if (!media_type(ct, mt, sizeof mt))
+        return false;
+    if (s->conf->content_types) {
+        for (size_t i = 0; i < s->conf->ncontent_types; i++)
+            if (media_type(s->conf->content_types[i], pat, sizeof pat) &&
+                fnmatch(pat, mt, FNM_PATHNAME) == 0)
+                return true;
+        return false;
+    }
+    if (strcmp(mt, "application/json") == 0 || fnmatch("application/*+json", mt, FNM_PATHNAME) == 0)
+        return true;
+    return wv_config_scheme(s->wv) == WV_SCHEME_SLACK &&
+           strcmp(mt, "application/x-www-form-urlencoded") == 0;
+}
+
+/* Append an upload chunk, or count it past the limit. */
+static bool take_chunk(hi_req *q, const char *data, size_t n)
+{
+    if (q->too_large)
+        return true;
+    if (q->len + n > q->limit) {
+        q->too_large = true;
+        free(q->buf);
+        q->buf = NULL;
+        q->len = q->cap = 0;
+        return true;
+    }
+    if (q->len + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 4096;
+        while (cap < q->len + n)
+            cap *= 2;
+        if (cap > q->limit)
+            cap = q->limit;
+        char *nb = realloc(q->buf, cap ? cap : 1);
+        if (!nb)
+            return false;
+        q->buf = nb;
+        q->cap = cap;
+    }
+    memcpy(q->buf + q->len, data, n);
+    q->len += n;
+    return true;
+}
+
+/* limits.http_requests_per_ip: true (and a 429 queued) when this client is
+ * over its rate. */
+static bool over_rate(hi_req *q, int *status, enum MHD_Result *ret)
+{
+    if (!q->h->rl)
+        return false;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET6_ADDRSTRLEN] = "unknown";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+    }
+    int retry = 1;
+    if (rl_allow(q->h->rl, ip, net_now_ms(), &retry))
+        return false;
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", retry);
+    count(q, O_RATE_LIMITED);
+    q->phase = PH_ANSWERED;
+    *status = 429;
+    *ret = http_problem(q->conn, 429, "rate-limited",
+                        "too many requests from this address; retry after Retry-After seconds",
+                        MHD_HTTP_HEADER_RETRY_AFTER, ra, false);
+    return true;
+}
+
+/* ---- publishing and answering ------------------------------------------------ */
+
+static void on_prepare(void *ctx)
+{
+    hi_req *q = ctx;
+    MHD_suspend_connection(q->conn);
+}
+
+static void on_done(void *ctx)
+{
+    hi_req *q = ctx;
+    /* Last touch of q from this thread: MHD may free it right after. */
+    MHD_resume_connection(q->conn);
+}
+
+static enum MHD_Result answer_result(hi_req *q, int *status)
+{
+    const ingest_result *r = &q->op.res;
+    if (r->st != HR_OK)
+        return problem(q, status, 503, O_UNAVAILABLE, "unavailable",
+                       r->why ? r->why : "NATS cannot take the message now");
+    json_t *o = json_pack("{s:s, s:s}", "id", q->id, "subject", q->subject);
+    if (o && r->jetstream) {
+        json_object_set_new(o, "stream", json_string(r->stream));
+        json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
+        json_object_set_new(o, "duplicate", json_boolean(r->duplicate));
+    }
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text)
+        return MHD_NO;
+    count(q, r->duplicate ? O_DUPLICATE : O_ACCEPTED);
+    q->phase = PH_ANSWERED;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = MHD_queue_response(q->conn, 202, resp);
+    MHD_destroy_response(resp);
+    *status = 202;
+    return ret;
+}
+
+/* Hand msg to ingest; answer now or suspend until the PubAck. */
+static enum MHD_Result publish(hi_req *q, natsMsg *msg, hr_delivery d, int *status)
+{
+    q->op.prepare = on_prepare;
+    q->op.done = on_done;
+    q->op.ctx = q;
+    q->phase = PH_WAIT;
+    if (ingest_publish(q->h->ing, &msg, d, &q->op))
+        return MHD_YES; /* suspended; the re-called handler answers */
+    return answer_result(q, status);
+}
+
+static natsStatus set_header(natsMsg *m, const char *k, const char *v)
+{
+    return v ? natsMsgHeader_Set(m, k, v) : NATS_OK;
+}
+
+/* ---- webhooks ---------------------------------------------------------------- */
+
+static wh_source *find_source(http_ingest *h, const char *name)
+{
+    for (size_t i = 0; i < h->nsrc; i++)
+        if (strcmp(h->src[i].conf->name, name) == 0)
+            return &h->src[i];
+    return NULL;
+}
+
+static const char *verify_detail(wv_result r)
+{
+    switch (r) {
+    case WV_MISSING:
+        return "the signature headers are missing";
+    case WV_MALFORMED:
+        return "the signature or timestamp header is malformed";
+    case WV_STALE:
+        return "the timestamp is outside the tolerance";
+    default:
+        return "the signature does not match";
+    }
+}
+
+static enum MHD_Result webhook_final(hi_req *q, int *status)
+{
+    wh_source *s = q->src;
+    struct MHD_Connection *c = q->conn;
+    if (q->too_large)
+        return problem(q, status, 413, O_TOO_LARGE, "too-large",
+                       "the body is larger than this source accepts");
+    const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ctype_accepted(s, ctype))
+        return problem(q, status, 415, O_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
+                       ctype ? "this source does not accept that Content-Type"
+                             : "the Content-Type header is missing");
+    const unsigned char *body = (const unsigned char *)(q->buf ? q->buf : "");
+    wv_result vr = wv_verify(s->wv, conn_header, c, body, q->len, (int64_t)time(NULL), NULL);
+    if (vr == WV_ERROR) {
+        q->phase = PH_ANSWERED;
+        *status = 500;
+        return http_problem(c, 500, "internal", "signature verification failed internally", NULL,
+                            NULL, false);
+    }
+    if (vr != WV_OK)
+        return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
+
+    json_t *doc = NULL;
+    if (s->tmpl_json || s->body_json) {
+        json_error_t je;
+        doc = json_loadb((const char *)body, q->len, JSON_DECODE_ANY, &je);
+        if (!doc && s->tmpl_json)
+            return problem(q, status, 400, O_BAD_REQUEST, "bad-body",
+                           "the body is not JSON, but the subject template reads it");
+    }
+    enum MHD_Result ret;
+    natsMsg *msg = NULL;
+    size_t sl = 0;
+    whtmpl_result tr = whtmpl_render(s->subject, s->conf->name, conn_header, c, doc, q->subject,
+                                     sizeof q->subject, &sl);
+    if (tr != WHT_OK || !subject_valid(q->subject, sl)) {
+        ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-subject",
+                      "the subject template cannot be resolved to a valid subject from this "
+                      "request");
+        goto out;
+    }
+    char type[MAX_TYPE_LEN + 1];
+    size_t tl = 0;
+    if (s->type) {
+        tr = whtmpl_render(s->type, s->conf->name, conn_header, c, doc, type, sizeof type, &tl);
+        if (tr != WHT_OK) {
+            ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-type",
+                          "the type template cannot be resolved from this request");
+            goto out;
+        }
+    } else {
+        wv_scheme sc = wv_config_scheme(s->wv);
+        const json_t *bt = json_object_get(doc, "type");
+        const char *ev = sc == WV_SCHEME_GITHUB ? conn_header(c, "X-GitHub-Event") : NULL;
+        if ((sc == WV_SCHEME_STANDARD_WEBHOOKS || sc == WV_SCHEME_STRIPE) && json_is_string(bt) &&
+            text_ok(json_string_value(bt), json_string_length(bt)))
+            snprintf(type, sizeof type, "%s", json_string_value(bt));
+        else if (ev && subject_placeholder_value_valid(ev, strlen(ev)))
+            snprintf(type, sizeof type, "com.github.%s", ev);
+        else
+            snprintf(type, sizeof type, "herald.webhook.%s", s->conf->name);
+    }
+    if (s->pub && !perms_can_publish(s->pub, q->subject, sl)) {
+        ret = problem(q, status, 403, O_FORBIDDEN, "forbidden",
+                      "this source may not publish to the resolved subject");
+        goto out;
+    }
+    /* The delivery id. */
+    const char *id = NULL;
+    switch (wv_config_scheme(s->wv)) {
+    case WV_SCHEME_STANDARD_WEBHOOKS:
+        id = conn_header(c, "webhook-id");
+        if (!id)
+            id = conn_header(c, "svix-id");
+        break;
+    case WV_SCHEME_GITHUB:
+        id = conn_header(c, "X-GitHub-Delivery");
+        break;
+    case WV_SCHEME_STRIPE: {
+        const json_t *v = json_object_get(doc, "id");
+        id = json_is_string(v) ? json_string_value(v) : NULL;
+        break;
+    }
+    default:
+        break;
+    }
+    if (!id_ok(id))
+        id = conn_header(c, "Idempotency-Key");
+    if (id_ok(id))
+        snprintf(q->id, sizeof q->id, "%s", id);
+    else
+        ingest_uuid(q->id);
+
+    char source[80], now[40];
+    snprintf(source, sizeof source, "/webhooks/%s", s->conf->name);
+    net_rfc3339_now(now, sizeof now);
+    natsStatus ns = natsMsg_Create(&msg, q->subject, NULL, (const char *)body, (int)q->len);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "ce-specversion", "1.0");
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "ce-id", q->id);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "ce-source", source);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "ce-type", type);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "ce-time", now);
+    if (ns == NATS_OK)
+        ns = set_header(msg, "Content-Type", ctype);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "Nats-Msg-Id", q->id);
+    if (ns != NATS_OK) {
+        natsMsg_Destroy(msg);
+        msg = NULL;
+        q->phase = PH_ANSWERED;
+        *status = 500;
+        ret = http_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL, false);
+        goto out;
+    }
+    json_decref(doc);
+    doc = NULL;
+    return publish(q, msg, s->conf->delivery, status);
+out:
+    json_decref(doc);
+    return ret;
+}
+
+static hi_req *req_new(http_ingest *h, hi_req **st, struct MHD_Connection *c, bool webhook)
+{
+    hi_req *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->h = h;
+    q->conn = c;
+    q->is_webhook = webhook;
+    *st = q;
+    return q;
+}
+
+/* Common to both routes after the first call. */
+static enum MHD_Result later_call(hi_req *q, const char *upload, size_t *upload_size, int *status,
+                                  enum MHD_Result (*final)(hi_req *, int *))
+{
+    if (q->phase == PH_ANSWERED) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (q->phase == PH_WAIT)
+        return answer_result(q, status); /* resumed after the PubAck */
+    if (*upload_size) {
+        bool ok = take_chunk(q, upload, *upload_size);
+        *upload_size = 0;
+        return ok ? MHD_YES : MHD_NO;
+    }
+    return final(q, status);
+}
+
+enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Connection *c,
+                                    const char *url, const char *upload, size_t *upload_size,
+                                    int *status)
+{
+    hi_req *q = *st;
+    if (q)
+        return later_call(q, upload, upload_size, status, webhook_final);
+    q = req_new(h, st, c, true);
+    if (!q)
+        return MHD_NO;
+    q->phase = PH_BODY;
+    const char *name = url + strlen("/v1/webhooks/");
+    q->src = find_source(h, name);
+    enum MHD_Result ret;
+    if (over_rate(q, status, &ret))
+        return ret;
+    if (!q->src)
+        return problem(q, status, 404, O_COUNT, "unknown-source", "no webhook source by that name");
+    q->limit = effective_limit(h, q->src->conf->max_body_bytes);
+    int over = content_length_over(c, q->limit);
+    if (over < 0)
+        return problem(q, status, 400, O_BAD_REQUEST, "bad-request", "invalid Content-Length");
+    if (over > 0)
+        return problem(q, status, 413, O_TOO_LARGE, "too-large",
+                       "the body is larger than this source accepts");
+    /* With a Content-Length the whole check order up to 415 is decidable
+     * now: do not read a body that will be refused. */
+    const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH) && !ctype_accepted(q->src, ctype))
+        return problem(q, status, 415, O_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
+                       ctype ? "this source does not accept that Content-Type"
+                             : "the Content-Type header is missing");
+    return MHD_YES;
+}
+
+/* ---- publish API -------------------------------------------------------------- */
+
+/* 401 detail, or NULL with q->perms set. */
+static const char *authenticate(hi_req *q)
+{
+    http_ingest *h = q->h;
+    struct MHD_Connection *c = q->conn;
+    const char *authz = conn_header(c, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *key = conn_header(c, "X-Api-Key");
+    if (authz) {
+        if (strncasecmp(authz, "Bearer ", 7) != 0)
+            return "the Authorization header must be \"Bearer <JWT>\"";
+        const char *tok = authz + 7;
+        while (*tok == ' ')
+            tok++;
+        size_t tl = strlen(tok);
+        if (!h->jwt || tl == 0 || tl > MAX_JWT_LEN)
+            return "the token is not valid";
+        hjwt_principal p;
+        hjwt_result r = hjwt_verify(h->jwt, tok, tl, (int64_t)time(NULL), &p);
+        if (r != HJWT_OK)
+            return r == HJWT_EXPIRED ? "the token has expired" : "the token is not valid";
+        q->perms = perms_set_new(h->cfg->perms, (const char *const *)p.roles, p.n_roles, p.claims);
+        hjwt_principal_clear(&p);
+        return q->perms ? NULL : "out of memory";
+    }
+    if (key) {
+        size_t kl = strlen(key);
+        char hex[WV_SHA256_HEX_LEN + 1];
+        if (kl == 0 || kl > MAX_API_KEY || !wv_sha256_hex(key, kl, hex))
+            return "the API key is not valid";
+        const hr_api_key *match = NULL;
+        for (size_t i = 0; i < h->cfg->napi_keys; i++) /* no early exit */
+            if (wv_ct_equal(hex, h->cfg->api_keys[i].sha256, WV_SHA256_HEX_LEN) && !match)
+                match = &h->cfg->api_keys[i];
+        if (!match)
+            return "the API key is not valid";
+        q->perms =
+            perms_set_new(h->cfg->perms, (const char *const *)match->roles, match->nroles, NULL);
+        return q->perms ? NULL : "out of memory";
+    }
+    return "credentials are missing: send Authorization: Bearer <JWT> or X-Api-Key";
+}
+
+static enum MHD_Result publish_final(hi_req *q, int *status)
+{
+    struct MHD_Connection *c = q->conn;
+    if (q->too_large)
+        return problem(q, status, 413, O_TOO_LARGE, "too-large",
+                       "the body is larger than publish_api.max_body_bytes");
+    const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *idem = conn_header(c, "Idempotency-Key");
+    char mt[256];
+    natsMsg *msg = NULL;
+    natsStatus ns;
+    ce_binary ce = {0};
+    if (media_type(ctype, mt, sizeof mt) && strcmp(mt, "application/cloudevents+json") == 0) {
+        char err[160];
+        hr_status st = ce_from_structured(q->buf ? q->buf : "", q->len, &ce, err, sizeof err);
+        if (st != HR_OK) {
+            char detail[224];
+            snprintf(detail, sizeof detail, "malformed CloudEvent: %s", err);
+            return problem(q, status, 400, O_BAD_REQUEST, "bad-cloudevent", detail);
+        }
+        snprintf(q->id, sizeof q->id, "%s", id_ok(idem) ? idem : ce.id);
+        if (!id_ok(q->id))
+            ingest_uuid(q->id);
+        ns = natsMsg_Create(&msg, q->subject, NULL, (const char *)ce.data, (int)ce.len);
+        for (size_t i = 0; ns == NATS_OK && i < ce.nheaders; i++)
+            ns = natsMsgHeader_Set(msg, ce.headers[i].name, ce.headers[i].value);
+        if (ns == NATS_OK)
+            ns = natsMsgHeader_Set(msg, "Content-Type", ce.content_type);
+    } else {
+        if (id_ok(idem))
+            snprintf(q->id, sizeof q->id, "%s", idem);
+        else
+            ingest_uuid(q->id);
+        ns = natsMsg_Create(&msg, q->subject, NULL, q->buf ? q->buf : "", (int)q->len);
+        if (ns == NATS_OK)
+            ns = set_header(msg, "Content-Type", ctype);
+    }
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(msg, "Nats-Msg-Id", q->id);
+    ce_binary_clear(&ce);
+    if (ns != NATS_OK) {
+        natsMsg_Destroy(msg);
+        q->phase = PH_ANSWERED;
+        *status = 500;
+        return http_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL, false);
+    }
+    return publish(q, msg, DELIVERY_AUTO, status);
+}
+
+enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Connection *c,
+                                    const char *url, const char *upload, size_t *upload_size,
+                                    int *status)
+{
+    hi_req *q = *st;
+    if (q)
+        return later_call(q, upload, upload_size, status, publish_final);
+    q = req_new(h, st, c, false);
+    if (!q)
+        return MHD_NO;
+    q->phase = PH_BODY;
+    enum MHD_Result ret;
+    if (over_rate(q, status, &ret))
+        return ret;
+    const char *why = authenticate(q);
+    if (why)
+        return problem(q, status, 401, O_COUNT, "unauthorized", why);
+    const char *subj = url + strlen("/v1/publish/");
+    size_t sl = strlen(subj);
+    if (sl >= sizeof q->subject || !subject_valid(subj, sl))
+        return problem(q, status, 400, O_COUNT, "invalid-subject",
+                       "the subject is not a valid NATS subject (wildcards are not allowed)");
+    memcpy(q->subject, subj, sl + 1);
+    if (!perms_can_publish(q->perms, subj, sl))
+        return problem(q, status, 403, O_COUNT, "forbidden",
+                       "your roles do not allow publishing to this subject");
+    q->limit = effective_limit(h, h->cfg->publish_max_body_bytes);
+    int over = content_length_over(c, q->limit);
+    if (over < 0)
+        return problem(q, status, 400, O_COUNT, "bad-request", "invalid Content-Length");
+    if (over > 0)
+        return problem(q, status, 413, O_COUNT, "too-large",
+                       "the body is larger than publish_api.max_body_bytes");
+    return MHD_YES;
+}
+
+void http_ingest_req_free(hi_req *q)
+{
+    if (!q)
+        return;
+    perms_set_free(q->perms);
+    free(q->buf);
+    free(q);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static void source_free(wh_source *s)
+{
+    wv_config_free(s->wv);
+    whtmpl_free(s->subject);
+    whtmpl_free(s->type);
+    perms_set_free(s->pub);
+    perms_table_free(s->pub_table);
+}
+
+static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_family *fam, char *err,
+                             size_t errlen)
+{
+    s->conf = w;
+    wv_scheme sc;
+    if (!wv_scheme_from_name(w->scheme, &sc)) {
+        snprintf(err, errlen, "webhooks.%s.verify.scheme: unknown scheme", w->name);
+        return HR_ERR_INVALID;
+    }
+    wv_params p;
+    wv_params_init(&p, sc);
+    wv_bytes secrets[WV_MAX_SECRETS], tokens[64];
+    size_t ns = w->nsecrets < WV_MAX_SECRETS ? w->nsecrets : WV_MAX_SECRETS;
+    for (size_t i = 0; i < ns; i++)
+        secrets[i] = (wv_bytes){(const unsigned char *)w->secrets[i], strlen(w->secrets[i])};
+    size_t nt = w->ntokens < 64 ? w->ntokens : 64;
+    for (size_t i = 0; i < nt; i++)
+        tokens[i] = (wv_bytes){(const unsigned char *)w->tokens[i], strlen(w->tokens[i])};
+    p.secrets = secrets;
+    p.n_secrets = ns;
+    p.tolerance_s = w->tolerance_s;
+    p.header = w->header;
+    p.encoding = w->encoding && strcmp(w->encoding, "base64") == 0 ? WV_ENC_BASE64 : WV_ENC_HEX;
+    p.prefix = w->prefix;
+    p.tokens_sha256 = (const char *const *)w->tokens_sha256;
+    p.n_tokens_sha256 = w->ntokens_sha256;
+    p.tokens = tokens;
+    p.n_tokens = nt;
+    char verr[160] = "";
+    hr_status st = wv_config_new(&p, &s->wv, verr, sizeof verr);
+    if (st != HR_OK) {
+        snprintf(err, errlen, "webhooks.%s.%s", w->name, verr);
+        return st;
+    }
+    if (whtmpl_compile(w->subject, &s->subject) != HR_OK ||
+        (w->type && whtmpl_compile(w->type, &s->type) != HR_OK)) {
+        snprintf(err, errlen, "webhooks.%s: invalid template", w->name);
+        return HR_ERR_INVALID;
+    }
+    s->tmpl_json = whtmpl_needs_json(s->subject) || whtmpl_needs_json(s->type);
+    s->body_json = sc == WV_SCHEME_STRIPE || (!w->type && sc == WV_SCHEME_STANDARD_WEBHOOKS);
+    if (w->publish) {
+        json_t *roles = json_pack("{s:{s:O}}", "source", "publish", w->publish);
+        s->pub_table = roles ? perms_table_new(roles, NULL, NULL) : NULL;
+        json_decref(roles);
+        const char *rn[] = {"source"};
+        s->pub = s->pub_table ? perms_set_new(s->pub_table, rn, 1, NULL) : NULL;
+        if (!s->pub) {
+            snprintf(err, errlen, "webhooks.%s.publish: cannot compile", w->name);
+            return HR_ERR_INVALID;
+        }
+    }
+    for (int o = 0; o < O_COUNT; o++) {
+        const char *labels[] = {w->name, outcome_names[o]};
+        s->m[o] = metrics_cell_get(fam, labels);
+    }
+    return HR_OK;
+}
+
+hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, size_t errlen)
+{
+    *out = NULL;
+    http_ingest *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
+    }
+    h->cfg = deps->cfg;
+    h->bus = deps->bus;
+    h->jwt = deps->jwt;
+    snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
+    const hr_rate *lim = &deps->cfg->http_requests_per_ip;
+    if (lim->on && !(h->rl = rl_new(lim->rate_per_s, lim->burst))) {
+        snprintf(err, errlen, "limits.http_requests_per_ip: cannot set up");
+        free(h);
+        return HR_ERR_INVALID;
+    }
+    hr_status st = ingest_new(&h->ing, deps->cfg, deps->bus, deps->metrics);
+    if (st != HR_OK) {
+        snprintf(err, errlen, "cannot set up JetStream publishing");
+        goto fail;
+    }
+    metrics_family *fam =
+        metrics_counter(deps->metrics, "herald_webhooks_total",
+                        "Webhook deliveries by source and outcome.", "source,outcome");
+    if (deps->cfg->nwebhooks) {
+        h->src = calloc(deps->cfg->nwebhooks, sizeof *h->src);
+        if (!h->src) {
+            st = HR_ERR_NOMEM;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < deps->cfg->nwebhooks; i++) {
+        h->nsrc = i + 1;
+        st = source_init(&h->src[i], &deps->cfg->webhooks[i], fam, err, errlen);
+        if (st != HR_OK)
+            goto fail;
+    }
+    *out = h;
+    return HR_OK;
+fail:
+    http_ingest_free(h);
+    return st;
+}
+
+void http_ingest_drain(http_ingest *h, int timeout_ms)
+{
+    if (h)
+        ingest_drain(h->ing, timeout_ms);
+}
+
+void http_ingest_free(http_ingest *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->nsrc; i++)
+        source_free(&h->src[i]);
+    free(h->src);
+    ingest_free(h->ing);
+    rl_free(h->rl);
+    free(h);
+}

@@ -1,0 +1,257 @@
+/* whtmpl: webhook templates and JSON pointers. Pure: no I/O, no globals. */
+#include "herald/whtmpl.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/subject.h"
+
+typedef enum { P_LITERAL = 0, P_SOURCE, P_HEADER, P_JSON } part_kind;
+
+typedef struct {
+    part_kind kind;
+    bool multi; /* the {+...} form */
+    char *text; /* literal text, header name, or json pointer */
+} part;
+
+struct whtmpl {
+    part *parts;
+    size_t nparts;
+    bool needs_json;
+};
+
+void whtmpl_free(whtmpl *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nparts; i++)
+        free(t->parts[i].text);
+    free(t->parts);
+    free(t);
+}
+
+static hr_status add_part(whtmpl *t, part_kind k, bool multi, const char *s, size_t n)
+{
+    part *np = realloc(t->parts, (t->nparts + 1) * sizeof *np);
+    if (!np)
+        return HR_ERR_NOMEM;
+    t->parts = np;
+    char *text = strndup(s, n);
+    if (!text)
+        return HR_ERR_NOMEM;
+    t->parts[t->nparts++] = (part){k, multi, text};
+    return HR_OK;
+}
+
+static bool header_name_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+hr_status whtmpl_compile(const char *text, whtmpl **out)
+{
+    *out = NULL;
+    whtmpl *t = calloc(1, sizeof *t);
+    if (!t)
+        return HR_ERR_NOMEM;
+    hr_status st = HR_OK;
+    const char *p = text;
+    while (*p && st == HR_OK) {
+        if (*p == '}') {
+            st = HR_ERR_INVALID;
+            break;
+        }
+        if (*p != '{') {
+            size_t n = strcspn(p, "{}");
+            st = add_part(t, P_LITERAL, false, p, n);
+            p += n;
+            continue;
+        }
+        const char *end = strchr(p, '}');
+        if (!end) {
+            st = HR_ERR_INVALID;
+            break;
+        }
+        const char *b = p + 1;
+        size_t n = (size_t)(end - b);
+        bool multi = false;
+        if (n && *b == '+') {
+            multi = true;
+            b++;
+            n--;
+        }
+        if (!multi && n == 6 && memcmp(b, "source", 6) == 0) {
+            st = add_part(t, P_SOURCE, false, "", 0);
+        } else if (n > 7 && memcmp(b, "header:", 7) == 0 && header_name_ok(b + 7, n - 7)) {
+            st = add_part(t, P_HEADER, multi, b + 7, n - 7);
+        } else if (n > 5 && memcmp(b, "json:", 5) == 0 && b[5] == '/' &&
+                   !memchr(b + 5, '{', n - 5)) {
+            st = add_part(t, P_JSON, multi, b + 5, n - 5);
+            t->needs_json = true;
+        } else {
+            st = HR_ERR_INVALID;
+        }
+        p = end + 1;
+    }
+    if (st != HR_OK) {
+        whtmpl_free(t);
+        return st;
+    }
+    *out = t;
+    return HR_OK;
+}
+
+bool whtmpl_needs_json(const whtmpl *t)
+{
+    return t && t->needs_json;
+}
+
+/* ---- JSON pointer ---------------------------------------------------------- */
+
+const json_t *json_pointer_get(const json_t *doc, const char *ptr)
+{
+    if (!doc || !ptr)
+        return NULL;
+    if (*ptr == '\0')
+        return doc;
+    if (*ptr != '/')
+        return NULL;
+    const json_t *cur = doc;
+    const char *p = ptr;
+    char tok[1024];
+    while (cur && *p == '/') {
+        p++;
+        size_t n = 0;
+        for (; *p && *p != '/'; p++) {
+            char ch = *p;
+            if (ch == '~') {
+                if (p[1] == '0')
+                    ch = '~';
+                else if (p[1] == '1')
+                    ch = '/';
+                else
+                    return NULL; /* invalid escape */
+                p++;
+            }
+            if (n + 1 >= sizeof tok)
+                return NULL;
+            tok[n++] = ch;
+        }
+        tok[n] = '\0';
+        if (json_is_object(cur)) {
+            cur = json_object_getn(cur, tok, n);
+        } else if (json_is_array(cur)) {
+            if (n == 0 || (n > 1 && tok[0] == '0') || n > 18)
+                return NULL;
+            size_t idx = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (!isdigit((unsigned char)tok[i]))
+                    return NULL;
+                idx = idx * 10 + (size_t)(tok[i] - '0');
+            }
+            cur = json_array_get(cur, idx);
+        } else {
+            return NULL;
+        }
+    }
+    return cur;
+}
+
+int json_scalar_text(const json_t *v, char *buf, size_t cap)
+{
+    int n;
+    if (json_is_string(v)) {
+        size_t len = json_string_length(v);
+        if (len + 1 > cap || memchr(json_string_value(v), '\0', len))
+            return -1;
+        memcpy(buf, json_string_value(v), len + 1);
+        return (int)len;
+    }
+    if (json_is_integer(v))
+        n = snprintf(buf, cap, "%" PRId64, (int64_t)json_integer_value(v));
+    else if (json_is_true(v))
+        n = snprintf(buf, cap, "true");
+    else if (json_is_false(v))
+        n = snprintf(buf, cap, "false");
+    else
+        return -1;
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* ---- rendering ------------------------------------------------------------- */
+
+/* Is v (a {+...} value) a '.'-separated list of 1..16 placeholder values? */
+static bool multi_value_valid(const char *v, size_t len)
+{
+    size_t parts = 0, start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || v[i] == '.') {
+            if (++parts > WHTMPL_MAX_PARTS ||
+                !subject_placeholder_value_valid(v + start, i - start))
+                return false;
+            start = i + 1;
+        }
+    }
+    return true;
+}
+
+whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
+                            const json_t *body, char *out, size_t cap, size_t *outlen)
+{
+    size_t n = 0;
+    char val[PLACEHOLDER_VALUE_MAX * WHTMPL_MAX_PARTS + WHTMPL_MAX_PARTS + 1];
+    if (cap == 0)
+        return WHT_TOO_LONG;
+    out[0] = '\0';
+    for (size_t i = 0; i < t->nparts; i++) {
+        const part *pt = &t->parts[i];
+        const char *v = NULL;
+        size_t vlen = 0;
+        switch (pt->kind) {
+        case P_LITERAL:
+            v = pt->text;
+            vlen = strlen(v);
+            break;
+        case P_SOURCE:
+            v = source;
+            vlen = strlen(v);
+            break;
+        case P_HEADER:
+            v = hdr ? hdr(hctx, pt->text) : NULL;
+            if (!v)
+                return WHT_UNRESOLVED;
+            vlen = strlen(v);
+            break;
+        case P_JSON: {
+            int k = json_scalar_text(json_pointer_get(body, pt->text), val, sizeof val);
+            if (k < 0)
+                return WHT_UNRESOLVED;
+            v = val;
+            vlen = (size_t)k;
+            break;
+        }
+        }
+        if (pt->kind != P_LITERAL) {
+            bool ok =
+                pt->multi ? multi_value_valid(v, vlen) : subject_placeholder_value_valid(v, vlen);
+            if (!ok)
+                return WHT_UNRESOLVED;
+        }
+        if (n + vlen + 1 > cap)
+            return WHT_TOO_LONG;
+        memcpy(out + n, v, vlen);
+        n += vlen;
+        out[n] = '\0';
+    }
+    if (outlen)
+        *outlen = n;
+    return WHT_OK;
+}

@@ -1,0 +1,179 @@
+/* Unit tests for whtmpl.c: template parsing and rendering, JSON pointers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "herald/whtmpl.h"
+
+static const char *hdr(void *ctx, const char *name)
+{
+    const char *const *kv = ctx;
+    for (; kv && kv[0]; kv += 2)
+        if (strcasecmp(kv[0], name) == 0)
+            return kv[1];
+    return NULL;
+}
+
+/* Render `tmpl` with headers kv and body JSON text; returns the result code
+ * and the text in out. */
+static whtmpl_result render(const char *tmpl, const char *const *kv, const char *body, char *out,
+                            size_t cap)
+{
+    whtmpl *t = NULL;
+    assert_int_equal(whtmpl_compile(tmpl, &t), HR_OK);
+    json_t *doc = body ? json_loads(body, JSON_DECODE_ANY, NULL) : NULL;
+    if (body)
+        assert_non_null(doc);
+    size_t n = 0;
+    whtmpl_result r = whtmpl_render(t, "github", hdr, (void *)kv, doc, out, cap, &n);
+    if (r == WHT_OK)
+        assert_int_equal(n, strlen(out));
+    json_decref(doc);
+    whtmpl_free(t);
+    return r;
+}
+
+static void test_compile(void **state)
+{
+    (void)state;
+    const char *ok[] = {"a.b",
+                        "webhooks.{source}",
+                        "w.{header:X-GitHub-Event}",
+                        "w.{+header:X-Type}",
+                        "w.{json:/type}",
+                        "w.{+json:/a/b~1c}",
+                        "w.pre-{json:/x}-post.{source}",
+                        ""};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        whtmpl *t = NULL;
+        assert_int_equal(whtmpl_compile(ok[i], &t), HR_OK);
+        whtmpl_free(t);
+    }
+    const char *bad[] = {"w.{hdr:X}", "w.{header:}", "w.{json:type}",  "w.{source",
+                         "w.}",       "w.{+source}", "w.{header:a b}", "{}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        whtmpl *t = (whtmpl *)1;
+        assert_int_equal(whtmpl_compile(bad[i], &t), HR_ERR_INVALID);
+        assert_null(t);
+    }
+    whtmpl *t;
+    assert_int_equal(whtmpl_compile("a.{json:/x}", &t), HR_OK);
+    assert_true(whtmpl_needs_json(t));
+    whtmpl_free(t);
+    assert_int_equal(whtmpl_compile("a.{header:X}.{source}", &t), HR_OK);
+    assert_false(whtmpl_needs_json(t));
+    whtmpl_free(t);
+    assert_false(whtmpl_needs_json(NULL));
+}
+
+static void test_render_basic(void **state)
+{
+    (void)state;
+    char out[1100];
+    const char *kv[] = {"X-GitHub-Event", "push", "X-Multi", "a.b.c", NULL};
+    assert_int_equal(render("webhooks.{source}.{header:x-github-event}", kv, NULL, out, sizeof out),
+                     WHT_OK);
+    assert_string_equal(out, "webhooks.github.push");
+    assert_int_equal(render("w.{+header:X-Multi}.end", kv, NULL, out, sizeof out), WHT_OK);
+    assert_string_equal(out, "w.a.b.c.end");
+    /* a non-plus placeholder refuses '.' */
+    assert_int_equal(render("w.{header:X-Multi}", kv, NULL, out, sizeof out), WHT_UNRESOLVED);
+    /* missing header */
+    assert_int_equal(render("w.{header:Nope}", kv, NULL, out, sizeof out), WHT_UNRESOLVED);
+    /* json without a body */
+    assert_int_equal(render("w.{json:/type}", kv, NULL, out, sizeof out), WHT_UNRESOLVED);
+    /* partial tokens */
+    assert_int_equal(render("w.pre-{header:X-GitHub-Event}", kv, NULL, out, sizeof out), WHT_OK);
+    assert_string_equal(out, "w.pre-push");
+}
+
+static void test_render_json(void **state)
+{
+    (void)state;
+    char out[1100];
+    const char *body = "{\"type\":\"invoice.paid\",\"n\":42,\"b\":true,\"f\":false,\"r\":1.5,"
+                       "\"o\":{},\"a\":[\"x\",\"y\"],\"nul\":null,\"e\":\"\",\"s\":\"a b\","
+                       "\"star\":\"*\",\"gt\":\">\",\"dot\":\".\",\"nbsp\":\"a\xc2\xa0"
+                       "b\",\"a/b\":\"slash\",\"m~n\":\"tilde\"}";
+    assert_int_equal(render("w.{+json:/type}", NULL, body, out, sizeof out), WHT_OK);
+    assert_string_equal(out, "w.invoice.paid");
+    assert_int_equal(render("w.{json:/type}", NULL, body, out, sizeof out), WHT_UNRESOLVED);
+    assert_int_equal(render("w.{json:/n}.{json:/b}.{json:/f}", NULL, body, out, sizeof out),
+                     WHT_OK);
+    assert_string_equal(out, "w.42.true.false");
+    assert_int_equal(render("w.{json:/a/1}", NULL, body, out, sizeof out), WHT_OK);
+    assert_string_equal(out, "w.y");
+    assert_int_equal(render("w.{json:/a~1b}.{json:/m~0n}", NULL, body, out, sizeof out), WHT_OK);
+    assert_string_equal(out, "w.slash.tilde");
+    const char *bad[] = {"w.{json:/r}",    "w.{json:/o}",    "w.{json:/a}",    "w.{json:/nul}",
+                         "w.{json:/e}",    "w.{json:/s}",    "w.{json:/star}", "w.{json:/gt}",
+                         "w.{json:/dot}",  "w.{json:/nbsp}", "w.{json:/none}", "w.{+json:/e}",
+                         "w.{+json:/dot}", "w.{+json:/star}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(render(bad[i], NULL, body, out, sizeof out), WHT_UNRESOLVED);
+}
+
+static void test_plus_limits(void **state)
+{
+    (void)state;
+    char out[2048], body[1024], v[256] = "";
+    /* 16 parts are fine, 17 are not */
+    for (int i = 0; i < 16; i++)
+        strcat(v, i ? ".p" : "p");
+    snprintf(body, sizeof body, "{\"t\":\"%s\",\"u\":\"%s.p\",\"e\":\"a..b\",\"l\":\"a.\"}", v, v);
+    assert_int_equal(render("w.{+json:/t}", NULL, body, out, sizeof out), WHT_OK);
+    assert_int_equal(render("w.{+json:/u}", NULL, body, out, sizeof out), WHT_UNRESOLVED);
+    assert_int_equal(render("w.{+json:/e}", NULL, body, out, sizeof out), WHT_UNRESOLVED);
+    assert_int_equal(render("w.{+json:/l}", NULL, body, out, sizeof out), WHT_UNRESOLVED);
+    /* output capacity */
+    assert_int_equal(render("abcdef", NULL, NULL, out, 4), WHT_TOO_LONG);
+}
+
+static void test_json_pointer(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"\":1,\"a\":{\"b\":[10,20,{\"c\":3}]},\"0\":\"zero\"}", 0, NULL);
+    assert_non_null(doc);
+    assert_ptr_equal(json_pointer_get(doc, ""), doc);
+    assert_int_equal(json_integer_value(json_pointer_get(doc, "/")), 1);
+    assert_int_equal(json_integer_value(json_pointer_get(doc, "/a/b/0")), 10);
+    assert_int_equal(json_integer_value(json_pointer_get(doc, "/a/b/2/c")), 3);
+    assert_string_equal(json_string_value(json_pointer_get(doc, "/0")), "zero");
+    assert_null(json_pointer_get(doc, "/a/b/01"));
+    assert_null(json_pointer_get(doc, "/a/b/-"));
+    assert_null(json_pointer_get(doc, "/a/b/3"));
+    assert_null(json_pointer_get(doc, "/a/b/x"));
+    assert_null(json_pointer_get(doc, "a"));
+    assert_null(json_pointer_get(doc, "/a/~2"));
+    assert_null(json_pointer_get(doc, "/nope/x"));
+    assert_null(json_pointer_get(NULL, "/a"));
+    json_decref(doc);
+
+    char buf[32];
+    json_t *v = json_integer(-7);
+    assert_int_equal(json_scalar_text(v, buf, sizeof buf), 2);
+    assert_string_equal(buf, "-7");
+    json_decref(v);
+    v = json_real(1.0);
+    assert_int_equal(json_scalar_text(v, buf, sizeof buf), -1);
+    json_decref(v);
+    v = json_stringn("a\0b", 3);
+    assert_int_equal(json_scalar_text(v, buf, sizeof buf), -1);
+    json_decref(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_compile),      cmocka_unit_test(test_render_basic),
+        cmocka_unit_test(test_render_json),  cmocka_unit_test(test_plus_limits),
+        cmocka_unit_test(test_json_pointer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
