@@ -100,7 +100,7 @@ for t in $TARGETS; do
   run_wsload "$t" D --clients "$CD" --subjects "$CD" --prefix bench.d --idle \
     --server-pids "$SERVER_PIDS" --hold 3 --connect-timeout 90 || { cleanup; continue; }
   sleep 2
-  run_wsload "$t" A --clients "$CA" --subjects 1 --prefix bench.a --rate 0 --window 64 \
+  run_wsload "$t" A --clients "$CA" --subjects 1 --prefix bench.a --rate 0 --window 16 \
     --duration "$DUR" || { cleanup; continue; }
   sleep 1
   run_wsload "$t" B --clients "$CA" --subjects 1 --prefix bench.b --rate 200 \
@@ -135,7 +135,7 @@ fmt() { awk -v a="$1" -v d="${2:-0}" 'BEGIN{ if (a=="-") print "-"; else printf 
   echo "herald $(git -C "$BENCH/.." rev-parse --short HEAD 2>/dev/null) (RelWithDebInfo -O2), $(nats-server --version 2>/dev/null),"
   echo "$(nginx -v 2>&1 | sed 's/^nginx version: //') + nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null) (worker_processes ${NCHAN_WORKERS:-1})."
   echo "Duration ${DUR}s per scenario, 200-byte JSON payloads, wsload receiver threads: $THREADS. Max rate = closed loop"
-  echo "(at most 64 events (A) / $CC events (C) in flight), so latency at max rate reflects that window."
+  echo "(at most 16 events (A) / $CC events (C) in flight), so latency at max rate reflects that window."
   echo
   echo "| scenario | metric | herald | nats-ws | nchan | herald/nats-ws | herald/nchan |"
   echo "|---|---|---|---|---|---|---|"
@@ -148,15 +148,18 @@ fmt() { awk -v a="$1" -v d="${2:-0}" 'BEGIN{ if (a=="-") print "-"; else printf 
   row "p50 latency (us)" A p50_us 0
   row "p99 latency (us)" A p99_us 0
   row "server CPU %" A server_cpu_pct 0
+  row "missing deliveries" A missing 0
   row "delivered events/s" B deliv_rate 0
   row "p50 latency (us)" B p50_us 0
   row "p99 latency (us)" B p99_us 0
   row "max latency (us)" B max_us 0
   row "server CPU %" B server_cpu_pct 0
+  row "missing deliveries" B missing 0
   row "delivered events/s" C deliv_rate 0
   row "p50 latency (us)" C p50_us 0
   row "p99 latency (us)" C p99_us 0
   row "server CPU %" C server_cpu_pct 0
+  row "missing deliveries" C missing 0
   row "connections ready" D ready 0
   row "RSS per connection (bytes)" D rss_per_conn_b 0
   echo

@@ -67,8 +67,9 @@ static struct {
     double connect_timeout;
     int hard_timeout;
     const char *label;
+    double drain;
 } opt = {M_HERALD, "127.0.0.1", 8081, NULL, 100, 1, "bench.x", 0, 64, 10, 200, 4222,
-         "/pub/", 1, 4, 0, NULL, 2, 200, 120, 300, ""};
+         "/pub/", 1, 4, 0, NULL, 2, 200, 120, 300, "", 20};
 
 /* ---------- time / histogram ---------- */
 static inline uint64_t now_ns(void)
@@ -896,7 +897,8 @@ static void usage(void)
             "  [--clients N] [--subjects K] [--prefix bench.x] [--rate EV/S (0=closed-loop max)]\n"
             "  [--window EVENTS] [--duration S] [--payload BYTES] [--pub-port P] [--pub-path /pub/]\n"
             "  [--threads T] [--src-addrs N] [--idle] [--server-pids P1,P2] [--hold S]\n"
-            "  [--max-pending N] [--connect-timeout S] [--timeout S] [--label TEXT]\n");
+            "  [--max-pending N] [--connect-timeout S] [--timeout S] [--label TEXT]\n"
+            "  [--drain S (max wait for in-flight events after publishing, 20)]\n");
     exit(2);
 }
 
@@ -913,6 +915,7 @@ int main(int argc, char **argv)
                                  {"server-pids", 1, 0, 'S'}, {"hold", 1, 0, 'o'},
                                  {"max-pending", 1, 0, 'M'}, {"connect-timeout", 1, 0, 'c'},
                                  {"timeout", 1, 0, 'T'},     {"label", 1, 0, 'l'},
+                                 {"drain", 1, 0, 'D'},
                                  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -948,6 +951,7 @@ int main(int argc, char **argv)
         case 'c': opt.connect_timeout = atof(optarg); break;
         case 'T': opt.hard_timeout = atoi(optarg); break;
         case 'l': opt.label = optarg; break;
+        case 'D': opt.drain = atof(optarg); break;
         default: usage();
         }
     }
@@ -1024,7 +1028,7 @@ int main(int argc, char **argv)
     sleep_s(0.5); /* let the last subscriptions settle */
     pubstats ps = {0};
     run_publisher(&ps);
-    /* drain: wait until everything expected arrived, no progress for 2 s, or 5 s */
+    /* drain: wait until everything expected arrived, no progress for 2 s, or --drain s */
     uint64_t td0 = now_ns(), lastd = atomic_load(&g_delivered), lastp = td0;
     for (;;) {
         uint64_t d = atomic_load(&g_delivered) + atomic_load(&g_dropped);
@@ -1035,10 +1039,11 @@ int main(int argc, char **argv)
             lastd = d;
             lastp = n;
         }
-        if (n - lastp > 2000000000ull || n - td0 > 5000000000ull)
+        if (n - lastp > 2000000000ull || (double)(n - td0) / 1e9 > opt.drain)
             break;
         sleep_s(0.005);
     }
+    double drain_s = (double)(now_ns() - td0) / 1e9;
     atomic_store(&g_stop_recv, 1);
     for (int t = 0; t < opt.threads; t++)
         pthread_join(g_workers[t].th, NULL);
@@ -1058,6 +1063,6 @@ int main(int argc, char **argv)
            (uint64_t)atomic_load(&g_closed), opt.subjects, opt.rate, ps.published, ps.published / pub_span,
            ps.expected, delivered, dropped, missing, ps.stalls, delivered / span, hist_pct(h, 0.50),
            hist_pct(h, 0.99), hist_pct(h, 0.999), h->max_ns / 1000.0, (uint64_t)atomic_load(&g_errors),
-           (uint64_t)atomic_load(&g_badframes), ps.pub_errors);
+           (uint64_t)atomic_load(&g_badframes), ps.pub_errors, drain_s);
     return 0;
 }
