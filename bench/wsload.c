@@ -765,6 +765,8 @@ static void run_publisher(pubstats *ps)
     size_t olen = 0;
     int outstanding = 0;
     int batch = opt.rate > 0 ? 1 : (opt.mode == M_NCHAN ? 16 : 32);
+    if (batch > opt.window)
+        batch = opt.window > 0 ? opt.window : 1; /* a batch must fit the window */
     char payload[4096];
     for (;;) {
         uint64_t now = now_ns();
@@ -1058,7 +1060,7 @@ int main(int argc, char **argv)
     printf("RESULT label=%s mode=%s clients=%d ready=%" PRIu64 " failed=%" PRIu64 " closed=%" PRIu64
            " subjects=%d rate=%.0f published=%" PRIu64 " pub_rate=%.0f expected=%" PRIu64 " delivered=%" PRIu64
            " dropped=%" PRIu64 " missing=%" PRIu64 " stalls=%" PRIu64 " deliv_rate=%.0f p50_us=%.0f p99_us=%.0f"
-           " p999_us=%.0f max_us=%.0f errors=%" PRIu64 " badframes=%" PRIu64 " pub_errors=%" PRIu64 "\n",
+           " p999_us=%.0f max_us=%.0f errors=%" PRIu64 " badframes=%" PRIu64 " pub_errors=%" PRIu64 " drain_s=%.1f\n",
            opt.label, mname, opt.clients, ready, (uint64_t)atomic_load(&g_failed),
            (uint64_t)atomic_load(&g_closed), opt.subjects, opt.rate, ps.published, ps.published / pub_span,
            ps.expected, delivered, dropped, missing, ps.stalls, delivered / span, hist_pct(h, 0.50),
