@@ -76,7 +76,6 @@ static void default_data_dir(char *out, size_t len, const char *source_dir, cons
     snprintf(out, len, "/usr/local/share/herald/%s", what);
 }
 
-
 static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
 {
     app *a = ctx;

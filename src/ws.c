@@ -20,7 +20,8 @@
 
 _Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
 
-#define TOKEN_MAX 8192
+#define TOKEN_MAX    8192
+#define WS_BATCH_MAX (64 * 1024) /* bytes coalesced into one write */
 
 typedef struct session session;
 
@@ -106,6 +107,7 @@ struct ws_server {
     size_t nsessions;
     uint64_t next_session;
     bool has_anonymous;
+    unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: the service thread's write buffer */
     char iface[64];
     metrics_cell *m_sessions, *m_subs, *m_delivered, *m_dropped, *m_slow;
     metrics_family *m_closed, *m_auth_fail;
@@ -888,6 +890,40 @@ static void session_cleanup(ws_server *w, session *s)
     metrics_inc_labels(w->m_closed, labels, 1);
 }
 
+/* Server → client frame header (unmasked, FIN, text). Returns its size. */
+static size_t ws_frame_header(unsigned char *p, size_t len)
+{
+    p[0] = 0x81;
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    return 10;
+}
+
+static bool batch_append(unsigned char *out, size_t *n, const unsigned char *data, size_t len)
+{
+    if (*n + len + 10 > WS_BATCH_MAX)
+        return false;
+    *n += ws_frame_header(out + *n, len);
+    memcpy(out + *n, data, len);
+    *n += len;
+    return true;
+}
+
+/* Write what is queued. Frames are framed by herald itself and coalesced
+ * into one raw write (one send(2)) per callback: per-frame writes made the
+ * kernel's send path the bottleneck of a fan-out. A frame too large for the
+ * batch goes out alone, without a copy. */
 static int on_writeable(session *s)
 {
     if (s->close_sent)
@@ -913,22 +949,31 @@ static int on_writeable(session *s)
         }
         return 0;
     }
-    if (f->is_event && s->dropped_pending) {
-        frame *d = frame_dropped(s->dropped_pending);
-        s->dropped_pending = 0;
-        if (d) {
-            int n = lws_write(wsi, frame_payload(d), d->len, LWS_WRITE_TEXT);
-            frame_release(d);
-            if (n < 0)
-                return -1;
-            lws_callback_on_writable(wsi);
-            return 0;
+    if (f->len + 10 > WS_BATCH_MAX && !(f->is_event && s->dropped_pending)) {
+        int n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
+        q_pop(s);
+        if (n < 0)
+            return -1;
+    } else {
+        unsigned char *out = s->srv->batch + LWS_PRE;
+        size_t n = 0;
+        while ((f = q_peek(s))) {
+            if (f->is_event && s->dropped_pending) {
+                frame *d = frame_dropped(s->dropped_pending);
+                bool ok = d && batch_append(out, &n, frame_payload(d), d->len);
+                frame_release(d);
+                if (!ok && n)
+                    break;
+                s->dropped_pending = 0;
+                continue;
+            }
+            if (!batch_append(out, &n, frame_payload(f), f->len))
+                break;
+            q_pop(s);
         }
+        if (n && lws_write(wsi, out, n, LWS_WRITE_RAW) < 0)
+            return -1;
     }
-    int n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
-    q_pop(s);
-    if (n < 0)
-        return -1;
     if (s->qlen || s->close_code)
         lws_callback_on_writable(wsi);
     return 0;
@@ -1170,6 +1215,12 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     w->deps = *deps;
     w->cfg = deps->cfg;
     const hr_config *cfg = deps->cfg;
+    w->batch = malloc(LWS_PRE + WS_BATCH_MAX);
+    if (!w->batch) {
+        free(w);
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
+    }
     w->has_anonymous = perms_table_has_role(cfg->perms, "anonymous");
     metrics *m = deps->metrics;
     w->m_sessions =
@@ -1190,10 +1241,9 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
 
     /* lws reports a busy port only in its own log: probe it first for a clear message. */
     int probe = net_listen(&cfg->ws_listen, err, errlen);
-    if (probe < 0) {
-        free(w);
-        return HR_ERR_LISTEN;
-    }
+    hr_status st = HR_ERR_LISTEN;
+    if (probe < 0)
+        goto fail;
     close(probe);
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
@@ -1214,27 +1264,30 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     if (!w->ctx) {
         snprintf(err, errlen, "cannot start the WebSocket listener on %s:%d", cfg->ws_listen.host,
                  cfg->ws_listen.port);
-        free(w);
-        return HR_ERR_LISTEN;
+        goto fail;
     }
     hub_callbacks cb = {wake, on_deliver, on_sub_ready, w};
     w->hub = hub_new(deps->bus, m, &cb);
+    st = HR_ERR_NOMEM;
     if (!w->hub) {
         snprintf(err, errlen, "cannot start the hub");
-        lws_context_destroy(w->ctx);
-        free(w);
-        return HR_ERR_NOMEM;
+        goto fail;
     }
+    st = HR_ERR_IO;
     if (pthread_create(&w->thread, NULL, service_main, w) != 0) {
         snprintf(err, errlen, "cannot start the WebSocket service thread");
-        hub_free(w->hub);
-        lws_context_destroy(w->ctx);
-        free(w);
-        return HR_ERR_IO;
+        goto fail;
     }
     w->thread_started = true;
     *out = w;
     return HR_OK;
+fail:
+    hub_free(w->hub);
+    if (w->ctx)
+        lws_context_destroy(w->ctx);
+    free(w->batch);
+    free(w);
+    return st;
 }
 
 void ws_stop(ws_server *w, int timeout_ms)
@@ -1269,5 +1322,6 @@ void ws_free(ws_server *w)
             n = e->next;
             free(e);
         }
+    free(w->batch);
     free(w);
 }
