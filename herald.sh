@@ -10,7 +10,7 @@ ROOT=$(pwd)
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang-format
   libmicrohttpd-dev libwebsockets-dev libnats-dev libjansson-dev libcmocka-dev
-  libjwt-dev libssl-dev nats-server python3 python3-venv curl)
+  libjwt-dev libssl-dev nats-server python3 python3-venv curl chromium)
 
 log() { printf '\033[1m[herald.sh]\033[0m %s\n' "$*" >&2; }
 
@@ -40,6 +40,23 @@ ensure_venv() {
     log "installing Python test tools"
     "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$req"
     cp "$req" "$stamp"
+  fi
+}
+
+# The browser test's npm packages (tests/browser: playwright-core drives
+# Debian's chromium, no browser download; @asyncapi/parser validates the
+# AsyncAPI document), reinstalled only when the lockfile changes.
+ensure_node_tools() {
+  local dir="$ROOT/tests/browser" stamp="$ROOT/tests/browser/node_modules/.herald-lock"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "node/npm not found: the browser and AsyncAPI-parser tests will be skipped"
+    return 0
+  fi
+  if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    log "installing browser test tools (npm ci)"
+    SCARF_ANALYTICS=false npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund \
+      --loglevel=error
+    cp "$dir/package-lock.json" "$stamp"
   fi
 }
 
@@ -78,6 +95,7 @@ cmd_run() {
 cmd_test() {
   ensure_packages
   ensure_venv
+  ensure_node_tools
   local failed=0
   log "format check (clang-format)"
   if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/include/herald/*.h "$ROOT"/tests/unit/*.c; then
@@ -95,7 +113,7 @@ cmd_test() {
     (cd "$dir" && ctest --output-on-failure) || failed=1
     log "[$variant] integration tests (pytest, real nats-server)"
     HERALD_BIN="$dir/herald" HERALD_VARIANT=$variant \
-      "$ROOT/.venv/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" \
+      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$ROOT/tests/integration" \
       || failed=1
   done
   # Once, not per variant: the chart does not depend on how herald is built.

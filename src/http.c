@@ -266,14 +266,32 @@ static enum MHD_Result h_static(http_server *s, http_req *r, struct MHD_Connecti
     return serve_file(r, c, s->deps.static_dir, s->real_static, rel);
 }
 
-static enum MHD_Result h_openapi(http_server *s, http_req *r, struct MHD_Connection *c,
-                                 const char *url)
+/* The API documents live in deps->openapi_dir (not in the static tree). */
+static enum MHD_Result serve_document(http_server *s, http_req *r, struct MHD_Connection *c,
+                                      const char *name, const char *missing)
 {
     char real[PATH_MAX];
     if (!realpath(s->deps.openapi_dir, real))
-        return send_problem(r, c, 404, "not-found", "the OpenAPI document is not installed", NULL,
-                            NULL, false);
-    return serve_file(r, c, s->deps.openapi_dir, real, "openapi.json");
+        return send_problem(r, c, 404, "not-found", missing, NULL, NULL, false);
+    return serve_file(r, c, s->deps.openapi_dir, real, name);
+}
+
+static enum MHD_Result h_openapi(http_server *s, http_req *r, struct MHD_Connection *c,
+                                 const char *url)
+{
+    return serve_document(s, r, c, "openapi.json", "the OpenAPI document is not installed");
+}
+
+static enum MHD_Result h_asyncapi(http_server *s, http_req *r, struct MHD_Connection *c,
+                                  const char *url)
+{
+    return serve_document(s, r, c, "asyncapi.json", "the AsyncAPI document is not installed");
+}
+
+static enum MHD_Result h_docs(http_server *s, http_req *r, struct MHD_Connection *c,
+                              const char *url)
+{
+    return serve_file(r, c, s->deps.static_dir, s->real_static, "docs.html");
 }
 
 static const route routes[] = {
@@ -281,6 +299,8 @@ static const route routes[] = {
     {"/readyz", false, M_GET | M_HEAD, "GET, HEAD", h_readyz, "/readyz", NULL},
     {"/metrics", false, M_GET | M_HEAD, "GET, HEAD", h_metrics, "/metrics", NULL},
     {"/openapi.json", false, M_GET | M_HEAD, "GET, HEAD", h_openapi, "/openapi.json", NULL},
+    {"/asyncapi.json", false, M_GET | M_HEAD, "GET, HEAD", h_asyncapi, "/asyncapi.json", NULL},
+    {"/docs", false, M_GET | M_HEAD, "GET, HEAD", h_docs, "/docs", NULL},
     {"/", false, M_GET | M_HEAD, "GET, HEAD", h_index, "/", NULL},
     {"/static/", true, M_GET | M_HEAD, "GET, HEAD", h_static, "/static/{path}", NULL},
     {"/v1/webhooks/", true, M_POST, "POST", NULL, "/v1/webhooks/{source}", http_ingest_webhook},

@@ -277,7 +277,7 @@ def test_openapi_document(herald):
     assert r.status == 200
     doc = r.json()
     assert doc["openapi"].startswith("3.1")
-    for p in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+    for p in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"):
         assert p in doc["paths"], p
     # issue 4: webhooks and the publish API, every response documented
     for p, codes in (("/v1/webhooks/{source}",
