@@ -156,10 +156,40 @@ static enum MHD_Result h_healthz(http_server *s, http_req *r, struct MHD_Connect
     return send_response(r, c, 200, "application/json", body, sizeof body - 1, false);
 }
 
+/* JetStream is needed when a source must deliver through it or history
+ * streams are configured. */
+static bool needs_jetstream(const hr_config *cfg)
+{
+    if (cfg->nhistory)
+        return true;
+    for (size_t i = 0; i < cfg->nwebhooks; i++)
+        if (cfg->webhooks[i].delivery == DELIVERY_JETSTREAM)
+            return true;
+    return false;
+}
+
+/* Ask JetStream for its account info ($JS.API.INFO), bounded by 1 s. */
+static bool jetstream_answers(http_server *s)
+{
+    natsMsg *reply = NULL;
+    natsStatus st =
+        natsConnection_RequestString(&reply, bus_conn(s->deps.bus), "$JS.API.INFO", "", 1000);
+    bool ok = st == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
+              !strstr(natsMsg_GetData(reply), "\"error\"");
+    natsMsg_Destroy(reply);
+    return ok;
+}
+
 static enum MHD_Result h_readyz(http_server *s, http_req *r, struct MHD_Connection *c,
                                 const char *url)
 {
     bus_state st = bus_get_state(s->deps.bus);
+    if (st == BUS_CONNECTED && needs_jetstream(s->deps.cfg) && !jetstream_answers(s)) {
+        return send_problem(r, c, 503, "not-ready",
+                            "NATS is connected but JetStream does not answer, and a webhook "
+                            "source or history entry needs it",
+                            NULL, NULL, false);
+    }
     if (st == BUS_CONNECTED) {
         static const char body[] = "{\"status\":\"ready\",\"nats\":\"connected\"}";
         return send_response(r, c, 200, "application/json", body, sizeof body - 1, false);

@@ -174,7 +174,9 @@ def route_labels():
         src = f.read()
     table = src[src.index("static const route routes[]"):]
     table = table[:table.index("};")]
-    return re.findall(r'\{"[^"]*",\s*(?:true|false),[^}]*,\s*"([^"]+)"\}', table)
+    # {path, prefix, methods, allow, fn, label, body handler}
+    return re.findall(r'\{"[^"]*",\s*(?:true|false),\s*[^,]+,\s*"[^"]*",\s*\w+,\s*"([^"]+)"',
+                      table)
 
 
 def test_openapi_documents_every_route(herald):

@@ -380,3 +380,31 @@ def test_shutdown_timeout_bounds_exit(make_herald, nats):
     assert h.wait() == 0
     assert time.monotonic() - t0 < 3 * SLACK
     s.close()
+
+
+def test_readyz_requires_jetstream_when_a_source_needs_it(tmp, make_herald):
+    from conftest import NatsServer
+    n = NatsServer(tmp)
+    # core NATS only: no -js
+    n.proc = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(n.port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_for(n._accepting, what="nats-server")
+    try:
+        cfg = {"webhooks": {"billing": {"verify": {"scheme": "bearer",
+                                                   "tokens_sha256": ["0" * 64]},
+                                        "subject": "webhooks.billing", "delivery": "jetstream"}}}
+        h = make_herald(cfg, nats_url=n.url)
+        r = wait_for(lambda: (lambda r: r if r.status == 503 else None)(h.get("/readyz")),
+                     what="readyz 503")
+        assert "JetStream" in r.json()["detail"]
+        h2 = make_herald(nats_url=n.url)  # nothing needs JetStream: ready
+        wait_for(lambda: h2.get("/readyz").status == 200, what="readyz 200")
+    finally:
+        n.stop()
+
+
+def test_readyz_with_jetstream_source_and_jetstream_up(make_herald, nats):
+    cfg = {"webhooks": {"billing": {"verify": {"scheme": "bearer", "tokens_sha256": ["0" * 64]},
+                                    "subject": "webhooks.billing", "delivery": "jetstream"}}}
+    h = make_herald(cfg, nats_url=nats.url)
+    wait_for(lambda: h.get("/readyz").status == 200, what="readyz 200")
