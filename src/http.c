@@ -16,8 +16,6 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 
-#define POOL_THREADS 4
-
 typedef struct http_req http_req;
 typedef enum MHD_Result (*route_fn)(http_server *s, http_req *r, struct MHD_Connection *c,
                                     const char *url);
@@ -474,6 +472,14 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* One MHD worker per core: more only adds context switches (measured with
+ * bench/webhooks.sh); requests waiting on NATS are suspended, not parked. */
+static unsigned int pool_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2u : n > 16 ? 16u : (unsigned int)n;
+}
+
 hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t errlen)
 {
     *out = NULL;
@@ -504,8 +510,8 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)POOL_THREADS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_THREAD_POOL_SIZE, pool_threads(), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
