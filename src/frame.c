@@ -16,6 +16,8 @@ frame *frame_new(size_t len)
     atomic_init(&f->refs, 1);
     f->is_event = false;
     f->len = len;
+    f->subject = NULL;
+    f->subject_len = 0;
     f->data[FRAME_PRE + len] = '\0';
     return f;
 }
@@ -287,7 +289,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     size_t body = mode == AS_JSON     ? plen
                   : mode == AS_STRING ? plen * 6 + 2
                                       : (plen + 2) / 3 * 4 + 2;
-    size_t cap = 96 + slen * 6 + body + strlen(time) + 24;
+    size_t cap = 96 + slen * 6 + body + strlen(time) + 24 + slen + 2;
     frame *f = frame_new(cap);
     if (!f)
         return NULL;
@@ -319,9 +321,22 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
         frame_release(f);
         return NULL;
     }
-    f->len = pos;
-    out[pos] = '\0';
-    return f;
+    /* Shrink to the exact size (a text payload was sized for the worst
+     * escaping) and keep the raw subject behind the payload. Not shared yet,
+     * so moving it is safe. */
+    frame *g = realloc(f, sizeof *f + FRAME_PRE + pos + 1 + slen + 1);
+    if (!g) {
+        frame_release(f);
+        return NULL;
+    }
+    g->len = pos;
+    char *p = (char *)frame_payload(g);
+    p[pos] = '\0';
+    memcpy(p + pos + 1, subject, slen);
+    p[pos + 1 + slen] = '\0';
+    g->subject = p + pos + 1;
+    g->subject_len = slen;
+    return g;
 }
 
 frame *frame_from_json(const json_t *o)

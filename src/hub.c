@@ -6,13 +6,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "herald/log.h"
 #include "herald/netutil.h"
 
-#define NBUCKETS 8192
+#define NBUCKETS         8192
+#define INBOX_MAX_BYTES  (64u << 20) /* events waiting for the owner thread */
+#define ITEMS_PER_TURN   4096        /* bounded work per service turn */
+#define FLUSH_TIMEOUT_MS 3000
 
 typedef enum { INTEREST_PENDING, INTEREST_ACTIVE } interest_state;
+
+typedef struct sub_closure sub_closure;
 
 /* One distinct pattern. Owned by the owner thread; the NATS subscription in
  * it is created and destroyed by the worker. */
@@ -21,8 +27,10 @@ typedef struct interest {
     char *pattern;
     interest_state state;
     natsSubscription *nsub; /* set once the worker confirmed it */
+    sub_closure *closure;   /* the handler's closure (valid while nsub is) */
     hub_sub *subs;          /* doubly linked receivers */
     size_t nsubs;
+    struct op *unsub; /* preallocated OP_UNSUB: dropping never fails */
     struct interest *next_by_pattern, *next_by_id;
 } interest;
 
@@ -35,24 +43,25 @@ struct hub_sub {
 
 /* Passed to nats.c as the message handler closure; freed by nats.c's
  * on-complete callback once the handler can no longer run. */
-typedef struct {
+struct sub_closure {
     hub *h;
     uint64_t id;
-} sub_closure;
+    _Atomic uint64_t lost; /* events dropped because the inbox was full */
+};
 
-typedef enum { ITEM_EVENT, ITEM_SUB_DONE } item_kind;
+typedef enum { ITEM_EVENT, ITEM_LOST, ITEM_SUB_DONE } item_kind;
 
 typedef struct {
     item_kind kind;
     uint64_t id;
     frame *f;               /* EVENT: one reference */
-    natsMsg *msg;           /* EVENT: for the subject; destroyed after delivery */
     natsSubscription *nsub; /* SUB_DONE: NULL on failure */
+    sub_closure *closure;   /* SUB_DONE / LOST */
 } item;
 
 typedef struct {
     item *v;
-    size_t n, cap;
+    size_t n, cap, next; /* next: first unprocessed item (work vector) */
 } item_vec;
 
 typedef enum { OP_SUB, OP_UNSUB, OP_STOP } op_kind;
@@ -70,18 +79,20 @@ struct hub {
     hub_callbacks cb;
     interest *by_pattern[NBUCKETS], *by_id[NBUCKETS];
     uint64_t next_id;
-    size_t ninterests;
     /* inbox: NATS threads → owner thread */
     pthread_mutex_t in_lock;
     item_vec inbox, work;
-    bool closed; /* under in_lock: no more pushes */
+    size_t inbox_bytes; /* frame bytes in `inbox` (under in_lock) */
+    bool closed;        /* under in_lock: no more pushes or wake-ups */
+    bool warned_full;
     /* worker: owner thread → worker */
     pthread_t worker;
     bool worker_started;
     pthread_mutex_t op_lock;
     pthread_cond_t op_cond;
     op *ops_head, **ops_tail;
-    metrics_cell *m_nats_subs;
+    _Atomic int live_closures; /* closures nats.c may still call */
+    metrics_cell *m_nats_subs, *m_lost;
 };
 
 static uint64_t hash_str(const char *s)
@@ -118,7 +129,13 @@ static void table_remove(hub *h, interest *in)
     while (*pp != in)
         pp = &(*pp)->next_by_id;
     *pp = in->next_by_id;
-    h->ninterests--;
+}
+
+static void interest_free(interest *in)
+{
+    free(in->pattern);
+    free(in->unsub);
+    free(in);
 }
 
 /* ---- inbox ------------------------------------------------------------------ */
@@ -137,11 +154,20 @@ static bool vec_push(item_vec *v, const item *it)
     return true;
 }
 
-/* Any thread. Takes ownership of it->f and it->msg (released on failure). */
-static void inbox_push(hub *h, const item *it)
+static void unsubscribe_now(natsSubscription *ns)
+{
+    natsSubscription_Unsubscribe(ns);
+    natsSubscription_Destroy(ns);
+}
+
+/* Any thread. Takes ownership of it->f and it->nsub (released on failure).
+ * Returns false if the item was refused. */
+static bool inbox_push(hub *h, const item *it)
 {
     pthread_mutex_lock(&h->in_lock);
     bool ok = !h->closed && vec_push(&h->inbox, it);
+    if (ok && it->f)
+        h->inbox_bytes += it->f->len;
     /* Wake-ups coalesce: only the first item needs one. Under the lock, so
      * hub_close cannot return while a wake-up is on its way. */
     if (ok && h->inbox.n == 1)
@@ -149,35 +175,55 @@ static void inbox_push(hub *h, const item *it)
     pthread_mutex_unlock(&h->in_lock);
     if (!ok) {
         frame_release(it->f);
-        natsMsg_Destroy(it->msg);
-        if (it->nsub) {
-            natsSubscription_Unsubscribe(it->nsub);
-            natsSubscription_Destroy(it->nsub);
-        }
-        return;
+        if (it->nsub)
+            unsubscribe_now(it->nsub);
     }
+    return ok;
 }
 
-/* NATS delivery thread: encode once, hand over. */
+/* NATS delivery thread: encode once, hand over; the message is not kept. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     sub_closure *c = closure;
+    hub *h = c->h;
     char now[40];
     net_rfc3339_now(now, sizeof now);
     const char *subject = natsMsg_GetSubject(msg);
     frame *f = frame_event(subject, strlen(subject), natsMsg_GetData(msg),
                            (size_t)natsMsg_GetDataLength(msg), now, -1);
-    if (!f) {
-        natsMsg_Destroy(msg);
+    natsMsg_Destroy(msg);
+    if (!f)
+        return;
+    /* Backpressure: past INBOX_MAX_BYTES the owner thread is overloaded.
+     * Drop here and let every receiver learn how many it missed. */
+    pthread_mutex_lock(&h->in_lock);
+    bool full = h->inbox_bytes + f->len > INBOX_MAX_BYTES;
+    bool warn = full && !h->warned_full;
+    if (full)
+        h->warned_full = true;
+    else if (h->inbox_bytes < INBOX_MAX_BYTES / 2)
+        h->warned_full = false;
+    pthread_mutex_unlock(&h->in_lock);
+    if (full) {
+        frame_release(f);
+        metrics_add(h->m_lost, 1);
+        if (warn)
+            log_warn("event inbox full: dropping events until the service thread catches up", NULL);
+        if (atomic_fetch_add(&c->lost, 1) == 0) {
+            item it = {.kind = ITEM_LOST, .id = c->id, .closure = c};
+            inbox_push(h, &it);
+        }
         return;
     }
-    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f, .msg = msg};
-    inbox_push(c->h, &it);
+    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f};
+    inbox_push(h, &it);
 }
 
 static void on_sub_complete(void *closure)
 {
-    free(closure);
+    sub_closure *c = closure;
+    atomic_fetch_sub(&c->h->live_closures, 1);
+    free(c);
 }
 
 /* ---- worker ------------------------------------------------------------------ */
@@ -185,45 +231,43 @@ static void on_sub_complete(void *closure)
 static void op_push(hub *h, op *o)
 {
     pthread_mutex_lock(&h->op_lock);
+    o->next = NULL;
     *h->ops_tail = o;
     h->ops_tail = &o->next;
     pthread_cond_signal(&h->op_cond);
     pthread_mutex_unlock(&h->op_lock);
 }
 
-static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern)
+/* Subscribe without confirming; NULL on failure. */
+static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern, sub_closure **out)
 {
-    natsConnection *nc = bus_conn(h->bus);
-    sub_closure *c = malloc(sizeof *c);
+    sub_closure *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->h = h;
     c->id = id;
+    atomic_fetch_add(&h->live_closures, 1);
     natsSubscription *ns = NULL;
-    natsStatus s = natsConnection_Subscribe(&ns, nc, pattern, on_msg, c);
-    if (s != NATS_OK) {
+    if (natsConnection_Subscribe(&ns, bus_conn(h->bus), pattern, on_msg, c) != NATS_OK) {
+        atomic_fetch_sub(&h->live_closures, 1);
         free(c);
         return NULL;
     }
     if (natsSubscription_SetOnCompleteCB(ns, on_sub_complete, c) != NATS_OK) {
-        natsSubscription_Unsubscribe(ns);
-        natsSubscription_Destroy(ns);
-        return NULL; /* c may still be referenced by a running handler: leak it */
-    }
-    /* The owner thread may lag behind a burst; let nats.c buffer generously. */
-    natsSubscription_SetPendingLimits(ns, 1 << 20, 512 << 20);
-    /* `ok` promises the server has the interest: flush before confirming. */
-    s = natsConnection_FlushTimeout(nc, 5000);
-    if (s != NATS_OK) {
-        log_debug("subscribe not confirmed", "{s:s, s:s}", "subject", pattern, "error",
-                  natsStatus_GetText(s));
-        natsSubscription_Unsubscribe(ns);
-        natsSubscription_Destroy(ns);
+        /* c may be in use by a running handler: leak it, and keep
+         * live_closures up so hub_free does not free the hub under it. */
+        unsubscribe_now(ns);
         return NULL;
     }
+    /* The hub applies its own bound (INBOX_MAX_BYTES); nats.c's must not
+     * trigger first. */
+    natsSubscription_SetPendingLimits(ns, 1 << 20, 512 << 20);
+    *out = c;
     return ns;
 }
 
+/* Take every queued op at once: unsubscribes first, then all subscribes
+ * confirmed by a single flush (one round trip however many patterns). */
 static void *worker_main(void *arg)
 {
     hub *h = arg;
@@ -231,25 +275,58 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&h->op_lock);
         while (!h->ops_head)
             pthread_cond_wait(&h->op_cond, &h->op_lock);
-        op *o = h->ops_head;
-        h->ops_head = o->next;
-        if (!h->ops_head)
-            h->ops_tail = &h->ops_head;
+        op *batch = h->ops_head;
+        h->ops_head = NULL;
+        h->ops_tail = &h->ops_head;
         pthread_mutex_unlock(&h->op_lock);
-        if (o->kind == OP_STOP) {
-            free(o);
-            return NULL;
+
+        bool stop = false;
+        size_t nsub = 0;
+        for (op *o = batch; o; o = o->next) {
+            if (o->kind == OP_STOP)
+                stop = true;
+            else if (o->kind == OP_UNSUB)
+                unsubscribe_now(o->nsub);
+            else
+                nsub++;
         }
-        if (o->kind == OP_SUB) {
+        item *done = nsub ? calloc(nsub, sizeof *done) : NULL;
+        size_t k = 0;
+        for (op *o = batch; o; o = o->next) {
+            if (o->kind != OP_SUB || stop)
+                continue;
             item it = {.kind = ITEM_SUB_DONE, .id = o->id};
-            it.nsub = do_subscribe(h, o->id, o->pattern);
-            inbox_push(h, &it);
-            free(o->pattern);
-        } else {
-            natsSubscription_Unsubscribe(o->nsub);
-            natsSubscription_Destroy(o->nsub);
+            it.nsub = do_subscribe(h, o->id, o->pattern, &it.closure);
+            if (done)
+                done[k++] = it;
+            else if (it.nsub)
+                unsubscribe_now(it.nsub);
         }
-        free(o);
+        /* `ok` promises the server has the interest: flush before confirming. */
+        bool flushed =
+            k == 0 || natsConnection_FlushTimeout(bus_conn(h->bus), FLUSH_TIMEOUT_MS) == NATS_OK;
+        for (size_t i = 0; i < k; i++) {
+            if (!flushed && done[i].nsub) {
+                unsubscribe_now(done[i].nsub);
+                done[i].nsub = NULL;
+            }
+            inbox_push(h, &done[i]);
+        }
+        free(done);
+        /* Subscribes that could not even be recorded (OOM) fail too. */
+        if (!done && nsub && !stop)
+            for (op *o = batch; o; o = o->next)
+                if (o->kind == OP_SUB) {
+                    item it = {.kind = ITEM_SUB_DONE, .id = o->id};
+                    inbox_push(h, &it);
+                }
+        for (op *o = batch, *n; o; o = n) {
+            n = o->next;
+            free(o->pattern);
+            free(o);
+        }
+        if (stop)
+            return NULL;
     }
 }
 
@@ -269,6 +346,9 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     pthread_cond_init(&h->op_cond, NULL);
     h->m_nats_subs = metrics_cell0(metrics_gauge(
         m, "herald_nats_subscriptions", "Distinct NATS interests (one per pattern).", NULL));
+    h->m_lost = metrics_cell0(metrics_counter(
+        m, "herald_hub_overload_drops_total",
+        "Events dropped before fan-out because the service thread was overloaded.", NULL));
     if (pthread_create(&h->worker, NULL, worker_main, h) != 0) {
         hub_free(h);
         return NULL;
@@ -287,23 +367,25 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
         in = calloc(1, sizeof *in);
         op *o = calloc(1, sizeof *o);
         char *p1 = strdup(pattern), *p2 = strdup(pattern);
-        if (!in || !o || !p1 || !p2) {
+        op *u = calloc(1, sizeof *u);
+        if (!in || !o || !p1 || !p2 || !u) {
             free(in);
             free(o);
             free(p1);
             free(p2);
+            free(u);
             free(s);
             return NULL;
         }
         in->id = h->next_id++;
         in->pattern = p1;
         in->state = INTEREST_PENDING;
+        in->unsub = u;
         uint64_t hp = hash_str(pattern) % NBUCKETS;
         in->next_by_pattern = h->by_pattern[hp];
         h->by_pattern[hp] = in;
         in->next_by_id = h->by_id[in->id % NBUCKETS];
         h->by_id[in->id % NBUCKETS] = in;
-        h->ninterests++;
         o->kind = OP_SUB;
         o->id = in->id;
         o->pattern = p2;
@@ -320,20 +402,18 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
     return s;
 }
 
+/* Remove an interest; its NATS subscription (if any) goes to the worker. */
 static void interest_drop(hub *h, interest *in)
 {
     table_remove(h, in);
     if (in->nsub) {
-        op *o = calloc(1, sizeof *o);
-        if (o) {
-            o->kind = OP_UNSUB;
-            o->nsub = in->nsub;
-            op_push(h, o);
-        }
+        in->unsub->kind = OP_UNSUB;
+        in->unsub->nsub = in->nsub;
+        op_push(h, in->unsub);
+        in->unsub = NULL;
         metrics_add(h->m_nats_subs, -1);
     }
-    free(in->pattern);
-    free(in);
+    interest_free(in);
 }
 
 void hub_unsubscribe(hub *h, hub_sub *s)
@@ -370,96 +450,86 @@ void *hub_sub_owner(const hub_sub *s)
     return s->owner;
 }
 
-static void sub_done(hub *h, uint64_t id, natsSubscription *nsub)
+static void sub_done(hub *h, const item *it)
 {
-    interest *in = find_id(h, id);
+    interest *in = find_id(h, it->id);
     if (!in) { /* cannot happen: pending interests stay in the table */
-        if (nsub) {
-            natsSubscription_Unsubscribe(nsub);
-            natsSubscription_Destroy(nsub);
-        }
+        if (it->nsub)
+            unsubscribe_now(it->nsub);
         return;
     }
-    if (nsub) {
-        in->nsub = nsub;
+    bool ok = it->nsub != NULL;
+    if (ok) {
+        in->nsub = it->nsub;
+        in->closure = it->closure;
         in->state = INTEREST_ACTIVE;
         metrics_add(h->m_nats_subs, 1);
-        if (in->nsubs == 0) {
-            interest_drop(h, in);
-            return;
-        }
     }
-    /* Tell every waiting receiver. On failure each owner unsubscribes its
-     * hub_sub, which may free the interest: walk a snapshot. */
-    hub_sub *s = in->subs;
-    bool ok = nsub != NULL;
-    if (!ok && in->nsubs == 0) {
-        table_remove(h, in);
-        free(in->pattern);
-        free(in);
+    if (in->nsubs == 0) {
+        if (ok)
+            interest_drop(h, in);
+        else {
+            table_remove(h, in);
+            interest_free(in);
+        }
         return;
     }
-    while (s) {
-        hub_sub *next = s->next;
+    /* Tell every waiting receiver. On failure each owner unsubscribes its
+     * hub_sub; the interest stays PENDING meanwhile, so it is not freed. */
+    for (hub_sub *s = in->subs, *next; s; s = next) {
+        next = s->next;
         if (!s->ready) {
             s->ready = ok;
             h->cb.ready(h->cb.ctx, s, ok);
         }
-        s = next;
     }
-    /* All failed receivers unsubscribed; a failed interest then has no
-     * receivers and no NATS subscription: free it. */
-    if (!ok) {
-        in = find_id(h, id);
-        if (in && in->nsubs == 0) {
-            table_remove(h, in);
-            free(in->pattern);
-            free(in);
-        }
+    if (!ok && in->nsubs == 0) {
+        table_remove(h, in);
+        interest_free(in);
     }
 }
 
 void hub_process(hub *h)
 {
-    pthread_mutex_lock(&h->in_lock);
-    item_vec t = h->inbox;
-    h->inbox = h->work;
-    h->work = t;
-    pthread_mutex_unlock(&h->in_lock);
     item_vec *w = &h->work;
-    for (size_t i = 0; i < w->n; i++) {
-        item *it = &w->v[i];
+    if (w->next == w->n) { /* previous batch done: take the inbox */
+        pthread_mutex_lock(&h->in_lock);
+        item_vec t = h->inbox;
+        h->inbox = *w;
+        h->inbox.n = h->inbox.next = 0;
+        h->inbox_bytes = 0;
+        *w = t;
+        w->next = 0;
+        pthread_mutex_unlock(&h->in_lock);
+    }
+    size_t end = w->n - w->next > ITEMS_PER_TURN ? w->next + ITEMS_PER_TURN : w->n;
+    for (; w->next < end; w->next++) {
+        item *it = &w->v[w->next];
         if (it->kind == ITEM_SUB_DONE) {
-            sub_done(h, it->id, it->nsub);
+            sub_done(h, it);
             continue;
         }
         interest *in = find_id(h, it->id);
-        if (in) {
-            const char *subject = natsMsg_GetSubject(it->msg);
-            size_t slen = strlen(subject);
-            for (hub_sub *s = in->subs, *next; s; s = next) {
-                next = s->next; /* deliver may unsubscribe s (slow consumer) */
+        if (it->kind == ITEM_LOST) {
+            /* The closure is alive while its interest holds the subscription. */
+            uint64_t n =
+                in && in->closure == it->closure ? atomic_exchange(&in->closure->lost, 0) : 0;
+            for (hub_sub *s = in && n ? in->subs : NULL, *next; s; s = next) {
+                next = s->next;
                 if (s->ready)
-                    h->cb.deliver(h->cb.ctx, s, it->f, subject, slen);
+                    h->cb.lost(h->cb.ctx, s, n);
             }
+            continue;
+        }
+        for (hub_sub *s = in ? in->subs : NULL, *next; s; s = next) {
+            next = s->next; /* deliver may unsubscribe s (slow consumer) */
+            if (s->ready)
+                h->cb.deliver(h->cb.ctx, s, it->f);
         }
         frame_release(it->f);
-        natsMsg_Destroy(it->msg);
     }
-    w->n = 0;
-}
-
-static void drain_vec(item_vec *v)
-{
-    for (size_t i = 0; i < v->n; i++) {
-        frame_release(v->v[i].f);
-        natsMsg_Destroy(v->v[i].msg);
-        if (v->v[i].nsub) {
-            natsSubscription_Unsubscribe(v->v[i].nsub);
-            natsSubscription_Destroy(v->v[i].nsub);
-        }
-    }
-    v->n = 0;
+    if (w->next < w->n) /* more to do: come back after other work */
+        h->cb.wake(h->cb.ctx);
 }
 
 void hub_close(hub *h)
@@ -471,12 +541,39 @@ void hub_close(hub *h)
     pthread_mutex_unlock(&h->in_lock);
 }
 
+static void drain_vec(item_vec *v, size_t from)
+{
+    for (size_t i = from; i < v->n; i++) {
+        frame_release(v->v[i].f);
+        if (v->v[i].nsub)
+            unsubscribe_now(v->v[i].nsub);
+    }
+    v->n = v->next = 0;
+}
+
 void hub_shutdown(hub *h)
 {
     if (!h || !h->worker_started)
         return;
     hub_close(h);
-    /* Unsubscribe everything still active, then stop the worker. */
+    /* Subscribes still queued are pointless now: drop them and stop first. */
+    op *stop = calloc(1, sizeof *stop);
+    pthread_mutex_lock(&h->op_lock);
+    for (op **pp = &h->ops_head; *pp;) {
+        op *o = *pp;
+        if (o->kind == OP_SUB) {
+            *pp = o->next;
+            free(o->pattern);
+            free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+    h->ops_tail = &h->ops_head;
+    while (*h->ops_tail)
+        h->ops_tail = &(*h->ops_tail)->next;
+    pthread_mutex_unlock(&h->op_lock);
+    /* Unsubscribe everything still active (queued to the worker). */
     for (size_t b = 0; b < NBUCKETS; b++) {
         while (h->by_id[b]) {
             interest *in = h->by_id[b];
@@ -484,22 +581,20 @@ void hub_shutdown(hub *h)
                 hub_unsubscribe(h, in->subs); /* may drop `in` */
             if (h->by_id[b] == in) {          /* pending: drop it ourselves */
                 table_remove(h, in);
-                free(in->pattern);
-                free(in);
+                interest_free(in);
             }
         }
     }
-    op *o = calloc(1, sizeof *o);
-    if (o) {
-        o->kind = OP_STOP;
-        op_push(h, o);
+    if (stop) {
+        stop->kind = OP_STOP;
+        op_push(h, stop);
         pthread_join(h->worker, NULL);
         h->worker_started = false;
     }
     /* Nothing can push any more: release what is still queued. */
     pthread_mutex_lock(&h->in_lock);
-    drain_vec(&h->inbox);
-    drain_vec(&h->work);
+    drain_vec(&h->inbox, 0);
+    drain_vec(&h->work, h->work.next);
     pthread_mutex_unlock(&h->in_lock);
 }
 
@@ -508,6 +603,14 @@ void hub_free(hub *h)
     if (!h)
         return;
     hub_shutdown(h);
+    /* nats.c calls on_msg/on_sub_complete with closures pointing here until
+     * each subscription completed; never free the hub under them. */
+    for (int i = 0; i < 200 && atomic_load(&h->live_closures) > 0; i++)
+        usleep(10 * 1000);
+    if (atomic_load(&h->live_closures) > 0) {
+        log_warn("NATS subscriptions still completing at exit; not freeing the hub", NULL);
+        return;
+    }
     free(h->inbox.v);
     free(h->work.v);
     for (op *o = h->ops_head, *n; o; o = n) {

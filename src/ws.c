@@ -20,8 +20,9 @@
 
 _Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
 
-#define TOKEN_MAX    8192
-#define WS_BATCH_MAX (64 * 1024) /* bytes coalesced into one write */
+#define TOKEN_MAX          8192
+#define WS_BATCH_MAX       (64 * 1024) /* bytes coalesced into one write */
+#define HTTP_PROTOCOL_NAME "http-only" /* lws's protocols[0]; never a session */
 
 typedef struct session session;
 
@@ -52,12 +53,11 @@ struct session {
     sub_entry *subs;
     size_t nsubs, subs_cap;
     size_t nready; /* subscriptions counted in the gauge */
-    /* outbound queue: a ring of frame references; NULL slots are dropped events */
+    /* outbound queue: a ring of frame references */
     frame **q;
     size_t qhead, qlen, qcap;
     size_t qbytes;
     uint64_t dropped_pending; /* events dropped since the last `dropped` notice */
-    bool overflowing;         /* inside an overflow episode (drop policy) */
     /* inbound message assembly */
     char *rx;
     size_t rxlen, rxcap;
@@ -217,17 +217,12 @@ static bool q_grow(session *s)
     frame **nq = malloc(cap * sizeof *nq);
     if (!nq)
         return false;
-    size_t n = 0;
-    for (size_t i = 0; i < s->qlen; i++) {
-        frame *f = s->q[(s->qhead + i) % s->qcap];
-        if (f)
-            nq[n++] = f; /* compact away dropped slots */
-    }
+    for (size_t i = 0; i < s->qlen; i++)
+        nq[i] = s->q[(s->qhead + i) % s->qcap];
     free(s->q);
     s->q = nq;
     s->qcap = cap;
     s->qhead = 0;
-    s->qlen = n;
     return true;
 }
 
@@ -241,13 +236,9 @@ static bool q_push(session *s, frame *f)
     return true;
 }
 
-/* Pop the next live frame (skipping dropped slots); NULL when empty. */
+/* The next frame to write; NULL when empty. */
 static frame *q_peek(session *s)
 {
-    while (s->qlen && !s->q[s->qhead]) {
-        s->qhead = (s->qhead + 1) % s->qcap;
-        s->qlen--;
-    }
     return s->qlen ? s->q[s->qhead] : NULL;
 }
 
@@ -269,20 +260,41 @@ static void q_clear(session *s)
     s->qbytes = 0;
 }
 
-/* Drop the oldest queued event; false if there is none. */
+/* Drop the oldest queued event; false if there is none. Only control
+ * frames can stand before it, so closing the gap moves a handful of slots. */
 static bool q_drop_oldest_event(session *s)
 {
     for (size_t i = 0; i < s->qlen; i++) {
-        size_t k = (s->qhead + i) % s->qcap;
-        frame *f = s->q[k];
-        if (f && f->is_event) {
-            s->qbytes -= f->len;
-            frame_release(f);
-            s->q[k] = NULL;
-            return true;
-        }
+        frame *f = s->q[(s->qhead + i) % s->qcap];
+        if (!f->is_event)
+            continue;
+        s->qbytes -= f->len;
+        frame_release(f);
+        for (size_t k = i; k > 0; k--)
+            s->q[(s->qhead + k) % s->qcap] = s->q[(s->qhead + k - 1) % s->qcap];
+        s->qhead = (s->qhead + 1) % s->qcap;
+        s->qlen--;
+        return true;
     }
     return false;
+}
+
+/* After a refresh: drop queued events the new roles no longer allow (they
+ * were never delivered, so they are not counted as dropped). */
+static void q_filter_denied(session *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->qlen; i++) {
+        frame *f = s->q[(s->qhead + i) % s->qcap];
+        if (f->is_event && !perms_can_deliver(s->perms, f->subject, f->subject_len)) {
+            s->qbytes -= f->len;
+            frame_release(f);
+            continue;
+        }
+        s->q[(s->qhead + n) % s->qcap] = f;
+        n++;
+    }
+    s->qlen = n;
 }
 
 /* ---- closing ---------------------------------------------------------------- */
@@ -426,11 +438,11 @@ static void on_sub_ready(void *ctx, hub_sub *hs, bool ok)
 }
 
 /* hub callback: one event for one subscription. */
-static void on_deliver(void *ctx, hub_sub *hs, frame *f, const char *subject, size_t slen)
+static void on_deliver(void *ctx, hub_sub *hs, frame *f)
 {
     session *s = hub_sub_owner(hs);
     ws_server *w = s->srv;
-    if (s->close_code || !perms_can_deliver(s->perms, subject, slen))
+    if (s->close_code || !perms_can_deliver(s->perms, f->subject, f->subject_len))
         return;
     size_t max = (size_t)w->cfg->ws_max_queue_bytes;
     if (s->qbytes + f->len > max) {
@@ -457,6 +469,16 @@ static void on_deliver(void *ctx, hub_sub *hs, frame *f, const char *subject, si
     }
     metrics_add(w->m_delivered, 1);
     lws_callback_on_writable(s->wsi);
+}
+
+/* hub callback: events lost before fan-out (server overload). */
+static void on_lost(void *ctx, hub_sub *hs, uint64_t n)
+{
+    session *s = hub_sub_owner(hs);
+    if (s->close_code)
+        return;
+    s->dropped_pending += n;
+    metrics_add(s->srv->m_dropped, (int64_t)n);
 }
 
 /* ---- authentication ----------------------------------------------------------- */
@@ -555,7 +577,9 @@ static void handle_auth(session *s, const wsreq *r)
         return;
     }
     hjwt_principal_clear(&p);
-    /* New roles take effect at once: end what they no longer allow. */
+    /* New roles take effect at once: end what they no longer allow, and
+     * drop queued events they no longer let through. */
+    q_filter_denied(s);
     for (size_t i = 0; i < s->nsubs;) {
         const char *pat = hub_sub_pattern(s->subs[i].hs);
         if (perms_can_subscribe(s->perms, pat, strlen(pat))) {
@@ -841,7 +865,7 @@ static void session_start(ws_server *w, session *s, struct lws *wsi)
         if (res != HJWT_OK || !adopt_principal(s, &p)) {
             /* Checked at the upgrade already; this is the rare race (expiry). */
             hjwt_principal_clear(&p);
-            auth_failure(w, hjwt_result_str(res));
+            auth_failure(w, res == HJWT_OK ? "internal" : hjwt_result_str(res));
             send_error(s, NULL, res == HJWT_EXPIRED ? "token_expired" : "unauthorized",
                        "invalid token", NULL);
             session_close(s, WS_CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized", false);
@@ -992,6 +1016,7 @@ static int on_receive(session *s, const char *in, size_t len)
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
                          sizeof reason - 1);
         s->close_label = "too_large";
+        s->close_code = WS_CLOSE_TOO_LARGE;
         s->close_sent = true;
         return -1;
     }
@@ -1043,7 +1068,9 @@ static int http_status(struct lws *wsi, unsigned int code, const char *msg)
     return -1;
 }
 
-/* The upgrade request: path, Origin, subprotocol, token. Runs on protocols[0]. */
+static int confirm_checks(ws_server *w, struct lws *wsi);
+
+/* The upgrade request: path, limits, Origin, subprotocol, token. */
 static int confirm_upgrade(ws_server *w, struct lws *wsi)
 {
     char path[64] = "";
@@ -1058,7 +1085,21 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
     lws_get_peer_simple(wsi, ip, sizeof ip);
     if (ip_admit(w, ip))
         return http_status(wsi, 429, "too many connections from this address");
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    /* Later refusals must not leave a per-IP entry behind. */
+    int refused = confirm_checks(w, wsi);
+    if (refused) {
+        ip_entry **pp = ip_slot(w, ip);
+        if (*pp)
+            ip_maybe_free(w, *pp);
+    }
+    return refused;
+}
+
+/* Origin, subprotocol and token checks of the upgrade. */
+static int confirm_checks(ws_server *w, struct lws *wsi)
+{
+    int n;
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (w->cfg->allowed_origins && n > 0) {
         char *origin = malloc((size_t)n + 1);
         bool ok = origin && lws_hdr_copy(wsi, origin, n + 1, WSI_TOKEN_ORIGIN) >= 0 &&
@@ -1072,8 +1113,11 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
     n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
     if (n > 0) {
         char *prot = malloc((size_t)n + 1);
+        /* lws binds the first offered name that any protocol has: offering
+         * our internal "http-only" would bind that one and drop the link. */
         bool ok = prot && lws_hdr_copy(wsi, prot, n + 1, WSI_TOKEN_PROTOCOL) >= 0 &&
-                  wsproto_offers_protocol(prot, "herald.v1");
+                  wsproto_offers_protocol(prot, "herald.v1") &&
+                  !wsproto_offers_protocol(prot, HTTP_PROTOCOL_NAME);
         free(prot);
         if (!ok)
             return http_status(wsi, HTTP_STATUS_BAD_REQUEST, "subprotocol herald.v1 required");
@@ -1165,7 +1209,8 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
 }
 
 static const struct lws_protocols protocols[] = {
-    {"http-only", cb_http, 0, 0, 0, NULL, 0},
+    {HTTP_PROTOCOL_NAME, cb_http, 0, 0, 0, NULL, 0},
+    /* rx_buffer_size bounds one send of a batch (WS_BATCH_MAX fits). */
     {"herald.v1", cb_herald, sizeof(session), 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -1188,12 +1233,28 @@ static void wake(void *ctx)
     lws_cancel_service(w->ctx);
 }
 
+/* Free per-IP entries that hold nothing any more (refused or rate-limited
+ * clients that went away). */
+static void ip_sweep(ws_server *w)
+{
+    for (size_t i = 0; i < IP_BUCKETS; i++)
+        for (ip_entry *e = w->ips[i], *n; e; e = n) {
+            n = e->next;
+            ip_maybe_free(w, e);
+        }
+}
+
 static void *service_main(void *arg)
 {
     ws_server *w = arg;
+    int64_t last_sweep = net_now_ms();
     for (;;) {
         if (lws_service(w->ctx, 0) < 0)
             break;
+        if (net_now_ms() - last_sweep > 30000) {
+            ip_sweep(w);
+            last_sweep = net_now_ms();
+        }
         if (atomic_load(&w->stopping)) {
             close_all(w);
             if (w->nsessions == 0 || net_now_ms() >= atomic_load(&w->deadline))
@@ -1266,7 +1327,7 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
                  cfg->ws_listen.port);
         goto fail;
     }
-    hub_callbacks cb = {wake, on_deliver, on_sub_ready, w};
+    hub_callbacks cb = {wake, on_deliver, on_lost, on_sub_ready, w};
     w->hub = hub_new(deps->bus, m, &cb);
     st = HR_ERR_NOMEM;
     if (!w->hub) {

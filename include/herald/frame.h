@@ -17,10 +17,12 @@
 #define FRAME_PRE 16 /* = LWS_PRE on every platform herald builds for (checked in ws.c) */
 
 typedef struct frame {
-    _Atomic int refs;     /* the creator holds the first reference */
-    bool is_event;        /* an `event` (droppable under slow_consumer=drop) */
-    size_t len;           /* payload bytes */
-    unsigned char data[]; /* FRAME_PRE + len + 1 (NUL, for logging) */
+    _Atomic int refs;    /* the creator holds the first reference */
+    bool is_event;       /* an `event` (droppable under slow_consumer=drop) */
+    size_t len;          /* payload bytes */
+    const char *subject; /* event: the raw NATS subject (NUL-terminated, inside data) */
+    size_t subject_len;
+    unsigned char data[]; /* FRAME_PRE + len + 1 (NUL, for logging) [+ subject + NUL] */
 } frame;
 
 /* A frame with room for `len` payload bytes (uninitialised). NULL on OOM. */
@@ -33,9 +35,10 @@ frame *frame_ref(frame *f);
 /* Drop one reference; frees on the last. NULL is ignored. */
 void frame_release(frame *f);
 
-/* The `event` frame for one NATS message: `data` is the payload verbatim
- * when it is valid JSON (empty → ""), else a JSON string when it is valid
- * UTF-8, else `data_b64`. `time` is RFC 3339; seq < 0 means no `seq`. */
+/* The `event` frame for one NATS message, sized exactly, carrying a copy of
+ * the raw subject (for delivery checks after the NATS message is gone): `data` is the payload
+ * verbatim when it is valid JSON (empty → ""), else a JSON string when it is valid UTF-8, else
+ * `data_b64`. `time` is RFC 3339; seq < 0 means no `seq`. */
 frame *frame_event(const char *subject, size_t slen, const void *payload, size_t plen,
                    const char *time, int64_t seq);
 

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "herald/bus.h"
 #include "herald/frame.h"
@@ -32,9 +33,12 @@ typedef struct hub_sub hub_sub;
 typedef struct {
     /* Wake the owner thread so it calls hub_process (any thread). */
     void (*wake)(void *ctx);
-    /* A message on `subject` matched `s`'s pattern: queue `f` (take a
+    /* An event (f->subject) matched `s`'s pattern: queue `f` (take a
      * reference to keep it). Called from hub_process. */
-    void (*deliver)(void *ctx, hub_sub *s, frame *f, const char *subject, size_t slen);
+    void (*deliver)(void *ctx, hub_sub *s, frame *f);
+    /* `n` events for `s` were dropped before fan-out because the owner
+     * thread fell behind (the inbox is bounded). Called from hub_process. */
+    void (*lost)(void *ctx, hub_sub *s, uint64_t n);
     /* A pending subscribe finished: `ok` false means NATS could not confirm
      * the interest; the owner must hub_unsubscribe(s). Called from
      * hub_process. */
@@ -54,7 +58,9 @@ bool hub_sub_is_ready(const hub_sub *s);
 const char *hub_sub_pattern(const hub_sub *s);
 void *hub_sub_owner(const hub_sub *s);
 
-/* Drain the inbox: finished subscribes and pending events. Owner thread. */
+/* Work through the inbox: finished subscribes and pending events, at most a
+ * bounded number per call (it wakes the owner again when more is left).
+ * Owner thread. */
 void hub_process(hub *h);
 
 /* Stop taking events and wake-ups (any thread): after it returns the wake

@@ -638,3 +638,50 @@ def test_upgrade_rate_per_ip(make_herald, nats):
         for ws in socks:
             await ws.close()
     run(go())
+
+
+def test_offering_internal_protocol_name_is_refused(wsh):
+    async def go():
+        with pytest.raises(websockets.InvalidStatus) as e:
+            await connect(wsh, subprotocols=["http-only", "herald.v1"])
+        assert e.value.response.status_code == 400
+    run(go())
+
+
+def test_refresh_drops_queued_events_no_longer_allowed(make_herald, nats):
+    h = make_herald(config(ws={"max_queue_bytes": 64 << 20}), env=ENV, nats_url=nats.url)
+    raw = RawClient(h.ws_port, rcvbuf=4096)
+    raw.read_frame()  # anonymous ready
+    raw.send_text(json.dumps({"type": "auth", "id": "a", "token": token()}))
+    assert json.loads(raw.read_frame()[1])["type"] == "ready"
+    raw.send_text(json.dumps({"type": "subscribe", "id": "s", "subject": "deployments.u42.>"}))
+    assert json.loads(raw.read_frame()[1])["type"] == "ok"
+    total = 20000
+
+    async def go():  # 20 MB: far more than the kernel buffers hold
+        nc = await nats_connect(nats.url)
+        for i in range(total):
+            await nc.publish("deployments.u42.x", json.dumps({"i": i, "pad": "z" * 1000}).encode())
+        await nc.flush()
+        await nc.close()
+    run(go())
+    time.sleep(1 * SLACK)
+    raw.send_text(json.dumps({"type": "auth", "id": "r", "token": token(roles=["viewer"])}))
+    before, after, seen_error = 0, 0, False
+    raw.s.settimeout(10 * SLACK)
+    while True:
+        m = json.loads(raw.read_frame()[1])
+        if m["type"] == "event":
+            if seen_error:
+                after += 1
+            else:
+                before += 1
+        elif m["type"] == "error":
+            assert m["code"] == "forbidden" and m["subject"] == "deployments.u42.>"
+            seen_error = True
+        elif m["type"] == "ready":
+            assert m["id"] == "r"
+            break
+    raw.close()
+    assert after == 0
+    assert before < total  # the queued rest was dropped, not delivered
