@@ -1,6 +1,7 @@
 /* http: MHD daemon, routing, problem+json, operational routes. */
 #include "herald/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,12 @@
 #include "herald/http_ingest.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
+
+/* MHD refuses (with its own HTML page) what does not fit its per-connection
+ * memory; herald's limits are lower and answered with problem+json. */
+#define MHD_MEMORY_LIMIT (128 * 1024)
+#define MAX_URI_BYTES    (8 * 1024)
+#define MAX_HEADER_BYTES (32 * 1024)
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*route_fn)(http_server *s, http_req *r, struct MHD_Connection *c,
@@ -45,10 +52,13 @@ struct http_req {
     int status;     /* status of the queued response */
     bool started;   /* first handler call seen */
     bool bad_path;  /* raw URI held a percent-encoded control byte */
+    size_t uri_len; /* raw request-target length */
     hi_req *ingest; /* state of a body route (webhooks, publish API) */
 };
 
 struct http_server {
+    _Atomic bool js_ok;            /* last JetStream probe (readyz) */
+    _Atomic int64_t js_checked_ms; /* ...and when it ran */
     struct MHD_Daemon *d;
     int listen_fd;
     int port;
@@ -166,15 +176,21 @@ static bool needs_jetstream(const hr_config *cfg)
     return false;
 }
 
-/* Ask JetStream for its account info ($JS.API.INFO), bounded by 1 s. */
+/* Ask JetStream for its account info ($JS.API.INFO), bounded by 1 s; the
+ * answer is reused for 2 s so probes cannot pile up requests. */
 static bool jetstream_answers(http_server *s)
 {
+    int64_t now = net_now_ms();
+    if (now - atomic_load(&s->js_checked_ms) < 2000)
+        return atomic_load(&s->js_ok);
     natsMsg *reply = NULL;
     natsStatus st =
         natsConnection_RequestString(&reply, bus_conn(s->deps.bus), "$JS.API.INFO", "", 1000);
     bool ok = st == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
               !strstr(natsMsg_GetData(reply), "\"error\"");
     natsMsg_Destroy(reply);
+    atomic_store(&s->js_ok, ok);
+    atomic_store(&s->js_checked_ms, now);
     return ok;
 }
 
@@ -364,11 +380,10 @@ static bool raw_path_has_control(const char *uri)
         unsigned char ch = (unsigned char)*p;
         if (ch < 0x20 || ch == 0x7f)
             return true;
-        if (ch == '%' && p[1] && p[2]) {
+        if (ch == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
             char hex[3] = {p[1], p[2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end == '\0' && (v < 0x20 || v == 0x7f))
+            long v = strtol(hex, NULL, 16);
+            if (v < 0x20 || v == 0x7f)
                 return true;
         }
     }
@@ -384,15 +399,29 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     r->srv = s;
     r->label = "unmatched";
     r->bad_path = raw_path_has_control(uri);
+    r->uri_len = strlen(uri);
     atomic_fetch_add(&s->inflight, 1);
     return r;
 }
 
-static int count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/* Framing facts gathered from the request headers in one pass. */
+typedef struct {
+    int ncl;             /* Content-Length headers */
+    bool cl_differ;      /* ...with different values */
+    const char *cl;      /* the first one */
+    size_t header_bytes; /* names + values */
+} header_scan;
+
+static int scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    int *n = cls;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        (*n)++;
+    header_scan *h = cls;
+    h->header_bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (h->ncl++ == 0)
+            h->cl = value;
+        else if (!value || !h->cl || strcmp(value, h->cl) != 0)
+            h->cl_differ = true;
+    }
     return MHD_YES;
 }
 
@@ -410,14 +439,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_problem(r, c, 400, "bad-path",
                                 "the path contains an encoded control character", NULL, NULL,
                                 false);
-        int ncl = 0;
-        MHD_get_connection_values(c, MHD_HEADER_KIND, (MHD_KeyValueIterator)count_header, &ncl);
-        if (ncl > 1 || (ncl == 1 && MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_TRANSFER_ENCODING)))
+        /* herald's own limits sit below MHD's memory limit, so that an
+         * over-long request gets problem+json rather than MHD's HTML. */
+        if (r->uri_len > MAX_URI_BYTES)
+            return send_problem(r, c, 414, "uri-too-long", "the request target is too long", NULL,
+                                NULL, true);
+        header_scan hs = {0};
+        MHD_get_connection_values(c, MHD_HEADER_KIND, (MHD_KeyValueIterator)scan_header, &hs);
+        if (hs.header_bytes > MAX_HEADER_BYTES)
+            return send_problem(r, c, 431, "headers-too-large", "the request headers are too large",
+                                NULL, NULL, true);
+        const char *te =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (hs.cl_differ || (hs.ncl && te))
             return send_problem(r, c, 400, "ambiguous-framing",
-                                "both Content-Length and Transfer-Encoding, or several "
+                                "both Content-Length and Transfer-Encoding, or two different "
                                 "Content-Length headers",
                                 NULL, NULL, true);
+        if (te && strcasecmp(te, "chunked") != 0)
+            return send_problem(r, c, 501, "unsupported-transfer-encoding",
+                                "only Transfer-Encoding: chunked is supported", NULL, NULL, true);
         r->route = find_route(url);
         if (!r->route)
             return send_problem(r, c, 404, "not-found", "no such route", NULL, NULL, false);
@@ -511,7 +552,7 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, pool_threads(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_LIMIT,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->d) {

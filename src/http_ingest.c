@@ -25,11 +25,13 @@
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
 
-#define HEADROOM     4096 /* bytes of max_payload kept for herald's headers */
-#define MAX_ID_LEN   256  /* longest delivery id taken from a request */
-#define MAX_TYPE_LEN 1024
-#define MAX_API_KEY  4096
-#define MAX_JWT_LEN  8192
+#define HEADROOM        4096        /* bytes of max_payload kept for herald's headers */
+#define MAX_ID_LEN      256         /* longest delivery id taken from a request */
+#define MAX_CTYPE_LEN   256         /* longest Content-Type republished as a NATS header */
+#define TOO_LARGE_GRACE (64 * 1024) /* bytes discarded past the limit before hanging up */
+#define MAX_TYPE_LEN    1024
+#define MAX_API_KEY     4096
+#define MAX_JWT_LEN     8192
 
 typedef enum {
     O_ACCEPTED = 0,
@@ -85,6 +87,7 @@ struct hi_req {
     size_t len, cap;
     size_t limit;       /* effective body limit */
     bool too_large;     /* a chunked upload passed the limit: discard the rest */
+    size_t discarded;   /* bytes discarded since then */
     bool ctype_checked; /* 415 already decided at the first call */
     char id[MAX_ID_LEN + 1];
     char subject[SUBJECT_MAX_BYTES + 1];
@@ -118,6 +121,23 @@ static enum MHD_Result problem(hi_req *q, int *status, int code, outcome o, cons
         return http_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
                             close_conn);
     return http_problem(q->conn, code, slug, detail, NULL, NULL, close_conn);
+}
+
+/* sha256(ce-source "\n" id) in hex: a stable Nats-Msg-Id for a CloudEvent
+ * whose own id cannot serve (too long, spaces, control characters). */
+static void ce_digest_id(const ce_binary *ce, char out[65])
+{
+    const char *source = "";
+    for (size_t i = 0; i < ce->nheaders; i++)
+        if (strcmp(ce->headers[i].name, "ce-source") == 0)
+            source = ce->headers[i].value;
+    size_t sl = strlen(source), il = ce->id ? strlen(ce->id) : 0;
+    char *buf = malloc(sl + il + 2);
+    if (!buf ||
+        !wv_sha256_hex(
+            buf, (size_t)snprintf(buf, sl + il + 2, "%s\n%s", source, ce->id ? ce->id : ""), out))
+        ingest_uuid(out);
+    free(buf);
 }
 
 /* Printable ASCII without spaces, 1..MAX_ID_LEN bytes. */
@@ -190,6 +210,8 @@ static bool media_type(const char *ct, char *out, size_t cap)
 
 static bool ctype_accepted(const wh_source *s, const char *ct)
 {
+    if (ct && strlen(ct) > MAX_CTYPE_LEN)
+        return false;
     char mt[256], pat[256];
     if (!media_type(ct, mt, sizeof mt))
         return false;
@@ -209,8 +231,13 @@ static bool ctype_accepted(const wh_source *s, const char *ct)
 /* Append an upload chunk, or count it past the limit. */
 static bool take_chunk(hi_req *q, const char *data, size_t n)
 {
-    if (q->too_large)
-        return true;
+    if (q->too_large) {
+        /* MHD cannot answer mid-upload: discard a little more so a sender
+         * that stops soon still gets its 413, then drop the connection
+         * rather than read an endless body. */
+        q->discarded += n;
+        return q->discarded <= TOO_LARGE_GRACE;
+    }
     if (q->len + n > q->limit) {
         q->too_large = true;
         free(q->buf);
@@ -283,6 +310,9 @@ static void on_done(void *ctx)
 static enum MHD_Result answer_result(hi_req *q, int *status)
 {
     const ingest_result *r = &q->op.res;
+    if (r->st == HR_ERR_INVALID) /* never publishable: do not invite a retry */
+        return problem(q, status, 413, O_TOO_LARGE, "too-large",
+                       r->why ? r->why : "the message with its headers exceeds NATS max_payload");
     if (r->st != HR_OK)
         return problem(q, status, 503, O_UNAVAILABLE, "unavailable",
                        r->why ? r->why : "NATS cannot take the message now");
@@ -596,6 +626,9 @@ static enum MHD_Result publish_final(hi_req *q, int *status)
         return problem(q, status, 413, O_TOO_LARGE, "too-large",
                        "the body is larger than publish_api.max_body_bytes");
     const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype && strlen(ctype) > MAX_CTYPE_LEN)
+        return problem(q, status, 415, O_COUNT, "unsupported-media-type",
+                       "the Content-Type header is too long");
     const char *idem = conn_header(c, "Idempotency-Key");
     char mt[256];
     natsMsg *msg = NULL;
@@ -609,9 +642,15 @@ static enum MHD_Result publish_final(hi_req *q, int *status)
             snprintf(detail, sizeof detail, "malformed CloudEvent: %s", err);
             return problem(q, status, 400, O_BAD_REQUEST, "bad-cloudevent", detail);
         }
-        snprintf(q->id, sizeof q->id, "%s", id_ok(idem) ? idem : ce.id);
-        if (!id_ok(q->id))
-            ingest_uuid(q->id);
+        /* Never truncate an id into another event's: an id unusable as
+         * Nats-Msg-Id is replaced by a digest of (source, id), which keeps
+         * retries of the same CloudEvent deduplicated. */
+        if (id_ok(idem))
+            snprintf(q->id, sizeof q->id, "%s", idem);
+        else if (id_ok(ce.id))
+            snprintf(q->id, sizeof q->id, "%s", ce.id);
+        else
+            ce_digest_id(&ce, q->id);
         ns = natsMsg_Create(&msg, q->subject, NULL, (const char *)ce.data, (int)ce.len);
         for (size_t i = 0; ns == NATS_OK && i < ce.nheaders; i++)
             ns = natsMsgHeader_Set(msg, ce.headers[i].name, ce.headers[i].value);

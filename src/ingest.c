@@ -14,18 +14,30 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 
-#define CACHE_TTL_MS    60000 /* contract §4: a stream created later is used within a minute */
-#define CACHE_MAX       4096  /* subjects remembered; the table is reset when full */
-#define CACHE_BUCKETS   1024
-#define WAIT_BUCKETS    1024
-#define JS_MAX_PENDING  8192 /* outstanding async publishes */
-#define JS_STALL_WAIT   50   /* ms an MHD worker may block when MaxPending is reached */
-#define STREAM_NAME_MAX 256
+#define CACHE_TTL_MS        60000 /* contract §4: a stream created later is used within a minute */
+#define CACHE_MAX           4096  /* subjects remembered; the table is reset when full */
+#define CACHE_BUCKETS       1024
+#define WAIT_BUCKETS        1024
+#define JS_MAX_PENDING      8192 /* outstanding async publishes */
+#define JS_STALL_WAIT       50   /* ms an MHD worker may block when MaxPending is reached */
+#define STREAM_NAME_MAX     256
+#define NEGATIVE_RECHECK_MS 1000 /* delivery "jetstream": re-ask about a missing stream */
+
+/* A timeout leaves the outcome open (contract §4 amended in the note): the
+ * bytes may have reached NATS. Say so; a retry with the same delivery id is
+ * deduplicated by JetStream and by ce-id for core subscribers. */
+#define OUTCOME_UNKNOWN_CORE                                                                       \
+    "NATS did not confirm the publish in time; it may still be delivered (retry with the same "    \
+    "delivery id)"
+#define OUTCOME_UNKNOWN_JS                                                                         \
+    "JetStream did not acknowledge in time; it may still be stored (a retry with the same "        \
+    "delivery id is deduplicated)"
 
 typedef struct cache_ent {
     char *subject;
     char stream[STREAM_NAME_MAX]; /* "" = no stream captures it */
     int64_t expires_ms;
+    int64_t looked_ms; /* when the answer was fetched */
     struct cache_ent *next;
 } cache_ent;
 
@@ -33,10 +45,16 @@ struct ingest {
     const hr_config *cfg;
     bus *bus;
     jsCtx *js;
-    pthread_mutex_t mu; /* guards waiting, closing and the cache */
+    pthread_mutex_t mu; /* guards waiting, closing, the counters below and the cache */
     ingest_op *waiting[WAIT_BUCKETS];
     size_t nwaiting;
     bool closing;
+    /* Ops between registration and the end of js_PublishMsgAsync, and ops
+     * an ack handler took but has not finished: ingest_drain waits for both
+     * to reach 0, so it never answers an op that is about to be published,
+     * and nothing touches an op after the HTTP side freed it. */
+    int publishing, finishing;
+    pthread_cond_t idle_cv;
     cache_ent *cache[CACHE_BUCKETS];
     size_t ncache;
     /* Core publishes waiting for a flush: one flusher thread flushes once
@@ -105,8 +123,9 @@ static void wait_unlink(ingest *g, ingest_op *op)
     g->nwaiting--;
 }
 
-/* Find and unlink the op waiting for msg; NULL if none (already finished). */
-static ingest_op *wait_take(ingest *g, natsMsg *msg)
+/* Find and unlink the op waiting for msg; NULL if none (already finished).
+ * With `finish`, the caller must call finished() after op->done. */
+static ingest_op *wait_take(ingest *g, natsMsg *msg, bool finish)
 {
     pthread_mutex_lock(&g->mu);
     ingest_op *op = g->waiting[ptr_bucket(msg)];
@@ -114,6 +133,8 @@ static ingest_op *wait_take(ingest *g, natsMsg *msg)
         op = op->next;
     if (op)
         wait_unlink(g, op);
+    if (op && finish)
+        g->finishing++;
     pthread_mutex_unlock(&g->mu);
     return op;
 }
@@ -128,10 +149,18 @@ static void fail(ingest_result *r, const char *why)
  * nats.c ack thread. `done` is called last: after it the op may be gone. */
 static void cache_drop(ingest *g, const char *subject);
 
+static void finished(ingest *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->finishing--;
+    pthread_cond_broadcast(&g->idle_cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     ingest *g = closure;
-    ingest_op *op = wait_take(g, msg);
+    ingest_op *op = wait_take(g, msg, true);
     /* A refusal (not a timeout) may mean the cached stream is gone or no
      * longer captures the subject: look it up afresh next time. */
     if (pae && pae->Err != NATS_TIMEOUT)
@@ -149,14 +178,16 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         op->res.seq = pa->Sequence;
         op->res.duplicate = pa->Duplicate;
     } else if (pae && pae->Err == NATS_TIMEOUT) {
-        fail(&op->res, "JetStream did not acknowledge in time");
+        fail(&op->res, OUTCOME_UNKNOWN_JS);
     } else {
         fail(&op->res, "JetStream refused the message");
-        log_warn("jetstream publish failed", "{s:s, s:i}", "error",
-                 pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR),
-                 "code", pae ? (int)pae->ErrCode : 0);
     }
     op->done(op->ctx);
+    finished(g);
+    if (pae && pae->Err != NATS_TIMEOUT)
+        log_warn("jetstream publish failed", "{s:s, s:i}", "error",
+                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), "code",
+                 (int)pae->ErrCode);
 }
 
 static void *flush_main(void *arg)
@@ -182,8 +213,8 @@ static void *flush_main(void *arg)
                 op->res.st = HR_OK;
                 metrics_observe(g->m_pub_core, (double)(now - op->t0_ns) / 1e9);
             } else {
-                fail(&op->res, s == NATS_TIMEOUT ? "NATS did not confirm the publish in time"
-                                                 : "NATS cannot take the message now");
+                fail(&op->res,
+                     s == NATS_TIMEOUT ? OUTCOME_UNKNOWN_CORE : "NATS cannot take the message now");
             }
             op->done(op->ctx);
         }
@@ -216,6 +247,7 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
     g->bus = b;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->flush_cv, NULL);
+    pthread_cond_init(&g->idle_cv, NULL);
     static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                     0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     size_t nb = sizeof bounds / sizeof bounds[0];
@@ -258,7 +290,7 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
 /* ---- stream lookup ------------------------------------------------------ */
 
 /* 1 found (name in out), 0 cached/known "no stream", -1 lookup failed. */
-static int cache_get(ingest *g, const char *subject, char *out, size_t cap)
+static int cache_get(ingest *g, const char *subject, char *out, size_t cap, int64_t *age_ms)
 {
     int rc = -1;
     int64_t now = net_now_ms();
@@ -267,6 +299,7 @@ static int cache_get(ingest *g, const char *subject, char *out, size_t cap)
         if (strcmp(e->subject, subject) == 0 && e->expires_ms > now) {
             snprintf(out, cap, "%s", e->stream);
             rc = e->stream[0] ? 1 : 0;
+            *age_ms = now - e->looked_ms;
             break;
         }
     pthread_mutex_unlock(&g->mu);
@@ -330,16 +363,21 @@ static void cache_put(ingest *g, const char *subject, const char *stream)
     if (e) {
         snprintf(e->stream, sizeof e->stream, "%s", stream);
         e->expires_ms = exp;
+        e->looked_ms = exp - CACHE_TTL_MS;
     }
     pthread_mutex_unlock(&g->mu);
 }
 
 /* Which stream captures `subject`? 1 = found, 0 = none, -1 = JetStream did
  * not answer (why set). */
-static int lookup_stream(ingest *g, const char *subject, char *out, size_t cap, const char **why)
+static int lookup_stream(ingest *g, const char *subject, bool required, char *out, size_t cap,
+                         const char **why)
 {
-    int rc = cache_get(g, subject, out, cap);
-    if (rc >= 0)
+    int64_t age = 0;
+    int rc = cache_get(g, subject, out, cap, &age);
+    /* `auto` may use a stale "no stream" for a minute (contract §4); a
+     * source that requires JetStream asks again, at most once a second. */
+    if (rc > 0 || (rc == 0 && (!required || age < NEGATIVE_RECHECK_MS)))
         return rc;
     json_t *req = json_pack("{s:s}", "subject", subject);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -402,7 +440,7 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
     char stream[STREAM_NAME_MAX] = "";
     bool use_js = false;
     if (d != DELIVERY_CORE) {
-        int found = lookup_stream(g, subject, stream, sizeof stream, &why);
+        int found = lookup_stream(g, subject, d == DELIVERY_JETSTREAM, stream, sizeof stream, &why);
         if (found < 0) {
             fail(&op->res, why);
             natsMsg_Destroy(msg);
@@ -421,6 +459,11 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
          * buffer), then let the flusher confirm it. */
         natsStatus s = natsConnection_PublishMsg(nc, msg);
         natsMsg_Destroy(msg);
+        if (s == NATS_MAX_PAYLOAD) {
+            op->res.st = HR_ERR_INVALID;
+            op->res.why = "the message with its headers exceeds NATS max_payload";
+            return false;
+        }
         if (s != NATS_OK) {
             fail(&op->res, "NATS cannot take the message now");
             return false;
@@ -437,8 +480,8 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
         pthread_mutex_unlock(&g->mu);
         s = natsConnection_FlushTimeout(nc, g->cfg->nats_publish_timeout_ms);
         if (s != NATS_OK) {
-            fail(&op->res, s == NATS_TIMEOUT ? "NATS did not confirm the publish in time"
-                                             : "NATS cannot take the message now");
+            fail(&op->res,
+                 s == NATS_TIMEOUT ? OUTCOME_UNKNOWN_CORE : "NATS cannot take the message now");
             return false;
         }
         metrics_observe(g->m_pub_core, (double)(nats_NowInNanoSeconds() - op->t0_ns) / 1e9);
@@ -457,6 +500,7 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
     /* Suspending under mu: ingest_drain cannot finish (resume) an op whose
      * connection is not suspended yet. */
     wait_insert(g, op);
+    g->publishing++;
     op->prepare(op->ctx);
     pthread_mutex_unlock(&g->mu);
     jsPubOptions po;
@@ -466,13 +510,22 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
     natsStatus s = js_PublishMsgAsync(g->js, &msg, &po);
     if (s != NATS_OK) {
         /* Still ours: the ack handler will never see it. */
-        ingest_op *mine = wait_take(g, op->msg_key);
+        ingest_op *mine = wait_take(g, op->msg_key, false);
         natsMsg_Destroy(msg);
         if (mine) {
-            fail(&op->res, "NATS cannot take the message now");
+            if (s == NATS_MAX_PAYLOAD) {
+                op->res.st = HR_ERR_INVALID;
+                op->res.why = "the message with its headers exceeds NATS max_payload";
+            } else {
+                fail(&op->res, "NATS cannot take the message now");
+            }
             op->done(op->ctx);
         }
     }
+    pthread_mutex_lock(&g->mu);
+    g->publishing--;
+    pthread_cond_broadcast(&g->idle_cv);
+    pthread_mutex_unlock(&g->mu);
     return true;
 }
 
@@ -481,6 +534,12 @@ void ingest_drain(ingest *g, int timeout_ms)
     if (!g)
         return;
     stop_flusher(g); /* sets closing; flushes and answers every queued core publish */
+    /* Publishes registered before `closing` finish their js_PublishMsgAsync
+     * first, so none is sent after we answered it. */
+    pthread_mutex_lock(&g->mu);
+    while (g->publishing > 0)
+        pthread_cond_wait(&g->idle_cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
     if (g->js) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -501,9 +560,14 @@ void ingest_drain(ingest *g, int timeout_ms)
         pthread_mutex_unlock(&g->mu);
         if (!op)
             break;
-        fail(&op->res, "herald is shutting down");
+        fail(&op->res, OUTCOME_UNKNOWN_JS);
         op->done(op->ctx);
     }
+    /* Ack handlers already past wait_take finish before anyone frees ops. */
+    pthread_mutex_lock(&g->mu);
+    while (g->finishing > 0)
+        pthread_cond_wait(&g->idle_cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
 }
 
 void ingest_free(ingest *g)
@@ -516,6 +580,7 @@ void ingest_free(ingest *g)
     cache_clear_locked(g);
     pthread_mutex_unlock(&g->mu);
     pthread_cond_destroy(&g->flush_cv);
+    pthread_cond_destroy(&g->idle_cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }

@@ -408,3 +408,28 @@ def test_readyz_with_jetstream_source_and_jetstream_up(make_herald, nats):
                                     "subject": "webhooks.billing", "delivery": "jetstream"}}}
     h = make_herald(cfg, nats_url=nats.url)
     wait_for(lambda: h.get("/readyz").status == 200, what="readyz 200")
+
+
+def test_oversized_requests_get_problem_json(herald):
+    out = raw_request(herald.http_port, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 414"), out[:100]
+    assert b"application/problem+json" in out
+    out = raw_request(herald.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+                      + b"b" * 40000 + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431"), out[:100]
+    assert b"application/problem+json" in out
+
+
+def test_transfer_encoding_other_than_chunked_is_refused(herald):
+    out = raw_request(herald.http_port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 501"), out[:100]
+
+
+def test_identical_content_lengths_are_not_ambiguous(herald):
+    out = raw_request(herald.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                      b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200"), out[:100]
+    out = raw_request(herald.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                      b"Content-Length: 1\r\nConnection: close\r\n\r\nx")
+    assert out.startswith(b"HTTP/1.1 400"), out[:100]

@@ -198,3 +198,24 @@ def test_nats_down_503(env):
     assert env.pub("orders.up", b"{}", {**KEY, "Idempotency-Key": "up-1"}).status == 202
     ids = [m.headers["Nats-Msg-Id"] for m in env.nc.stream_messages("ORDERS")]
     assert ids == ["up-1"]
+
+
+def test_long_cloudevent_ids_are_never_truncated_into_each_other(env):
+    prefix = "x" * 300
+    ids = []
+    for suffix in ("a", "b", "a"):
+        ce = {"specversion": "1.0", "id": prefix + suffix, "source": "/s", "type": "t",
+              "data": {"n": suffix}}
+        r = env.pub("orders.ce", json.dumps(ce).encode(),
+                    {**KEY, "Content-Type": "application/cloudevents+json"})
+        assert r.status == 202, r.body
+        ids.append(r.json())
+    assert ids[0]["id"] != ids[1]["id"]            # different events stay different
+    assert ids[2]["id"] == ids[0]["id"]            # a retry keeps its id...
+    assert ids[2]["duplicate"] is True             # ...and is deduplicated
+    assert len(env.nc.stream_messages("ORDERS")) == 2
+
+
+def test_content_type_too_long_is_415(env):
+    r = env.pub("raw.x", b"x", {**KEY, "Content-Type": "text/plain; p=" + "a" * 400})
+    assert_problem(r, 415)
