@@ -49,14 +49,16 @@ struct http_req {
     http_server *srv;
     const route *route;
     const char *label;
-    int status;     /* status of the queued response */
-    bool started;   /* first handler call seen */
-    bool bad_path;  /* raw URI held a percent-encoded control byte */
-    size_t uri_len; /* raw request-target length */
-    hi_req *ingest; /* state of a body route (webhooks, publish API) */
+    int status;      /* status of the queued response */
+    bool started;    /* first handler call seen */
+    bool bad_path;   /* raw URI held a percent-encoded control byte */
+    size_t uri_len;  /* raw request-target length */
+    bool after_stop; /* its request line arrived after shutdown began */
+    hi_req *ingest;  /* state of a body route (webhooks, publish API) */
 };
 
 struct http_server {
+    _Atomic bool stopping;         /* http_stop began: refuse new requests */
     _Atomic bool js_ok;            /* last JetStream probe (readyz) */
     _Atomic int64_t js_checked_ms; /* ...and when it ran */
     struct MHD_Daemon *d;
@@ -400,6 +402,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     r->label = "unmatched";
     r->bad_path = raw_path_has_control(uri);
     r->uri_len = strlen(uri);
+    r->after_stop = atomic_load(&s->stopping);
     atomic_fetch_add(&s->inflight, 1);
     return r;
 }
@@ -435,6 +438,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* allocation failed in on_uri */
     if (!r->started) {
         r->started = true;
+        /* Shutting down: a new request on a kept-alive connection is not
+         * taken (in-flight ones finish); the client retries elsewhere. */
+        if (r->after_stop) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", s->deps.cfg->http_retry_after_s);
+            return send_problem(r, c, 503, "shutting-down", "herald is shutting down",
+                                "Retry-After", ra, true);
+        }
         if (r->bad_path)
             return send_problem(r, c, 400, "bad-path",
                                 "the path contains an encoded control character", NULL, NULL,
@@ -575,6 +586,7 @@ void http_stop(http_server *s, int timeout_ms)
 {
     if (!s)
         return;
+    atomic_store(&s->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

@@ -309,8 +309,14 @@ static void session_close(session *s, int code, const char *reason, const char *
     s->close_label = label;
     if (discard)
         q_clear(s);
-    /* A peer that does not read never gets WRITEABLE: hard deadline. */
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
+    /* A peer that does not read never gets WRITEABLE: hard deadline (within
+     * the shutdown budget when shutting down). */
+    int secs = 5;
+    if (atomic_load(&s->srv->stopping)) {
+        int64_t left = (atomic_load(&s->srv->deadline) - net_now_ms()) / 1000;
+        secs = left < 1 ? 1 : left < 5 ? (int)left : 5;
+    }
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, secs);
     lws_callback_on_writable(s->wsi);
 }
 
