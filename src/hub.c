@@ -95,17 +95,9 @@ struct hub {
     metrics_cell *m_nats_subs, *m_lost;
 };
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static interest *find_pattern(hub *h, const char *p)
 {
-    for (interest *in = h->by_pattern[hash_str(p) % NBUCKETS]; in; in = in->next_by_pattern)
+    for (interest *in = h->by_pattern[net_hash_str(p) % NBUCKETS]; in; in = in->next_by_pattern)
         if (strcmp(in->pattern, p) == 0)
             return in;
     return NULL;
@@ -121,7 +113,7 @@ static interest *find_id(hub *h, uint64_t id)
 
 static void table_remove(hub *h, interest *in)
 {
-    interest **pp = &h->by_pattern[hash_str(in->pattern) % NBUCKETS];
+    interest **pp = &h->by_pattern[net_hash_str(in->pattern) % NBUCKETS];
     while (*pp != in)
         pp = &(*pp)->next_by_pattern;
     *pp = in->next_by_pattern;
@@ -381,7 +373,7 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
         in->pattern = p1;
         in->state = INTEREST_PENDING;
         in->unsub = u;
-        uint64_t hp = hash_str(pattern) % NBUCKETS;
+        uint64_t hp = net_hash_str(pattern) % NBUCKETS;
         in->next_by_pattern = h->by_pattern[hp];
         h->by_pattern[hp] = in;
         in->next_by_id = h->by_id[in->id % NBUCKETS];

@@ -91,10 +91,7 @@ static size_t ptr_bucket(const void *p)
 
 static size_t str_bucket(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)(h % CACHE_BUCKETS);
+    return (size_t)(net_hash_str(s) % CACHE_BUCKETS);
 }
 
 /* Caller holds mu. */

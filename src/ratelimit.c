@@ -1,5 +1,6 @@
 /* ratelimit: per-key token buckets. */
 #include "herald/ratelimit.h"
+#include "herald/netutil.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -76,10 +77,7 @@ static void evict(rl_table *t, int64_t now_ms)
 
 static size_t hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)(h % BUCKETS);
+    return (size_t)(net_hash_str(s) % BUCKETS);
 }
 
 bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)

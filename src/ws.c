@@ -139,10 +139,7 @@ static void free_roles(session *s)
 
 static ip_entry **ip_slot(ws_server *w, const char *ip)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = ip; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    ip_entry **pp = &w->ips[h % IP_BUCKETS];
+    ip_entry **pp = &w->ips[net_hash_str(ip) % IP_BUCKETS];
     while (*pp && strcmp((*pp)->ip, ip) != 0)
         pp = &(*pp)->next;
     return pp;

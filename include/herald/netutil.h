@@ -15,6 +15,15 @@ int net_listen(const hr_listen *l, char *err, size_t errlen);
 /* The local port of a bound socket (for port 0). */
 int net_local_port(int fd);
 
+/* FNV-1a of a NUL-terminated string (hash tables keyed by subject, IP...). */
+static inline uint64_t net_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 /* Milliseconds on the monotonic clock. */
 int64_t net_now_ms(void);
 

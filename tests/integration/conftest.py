@@ -164,6 +164,15 @@ class Herald:
         check_sanitizer_clean(self.logs())
 
 
+def assert_problem(r, status):
+    """An RFC 9457 problem+json response with this status."""
+    assert r.status == status, (r.status, r.body)
+    assert r.headers["Content-Type"] == "application/problem+json"
+    p = r.json()
+    assert p["status"] == status and p["title"] and p["detail"] and p["type"]
+    return p
+
+
 def check_sanitizer_clean(text):
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         assert marker not in text, f"sanitizer report in herald's stderr:\n{text[-4000:]}"

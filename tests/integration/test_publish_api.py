@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import SLACK, wait_for
+from conftest import SLACK, assert_problem, wait_for
 from natsclient import NatsClient
 
 JWT_SECRET = "publish-api-jwt-secret-0123456789abcdef"
@@ -69,12 +69,6 @@ def env(make_herald, nats):
     e.nc.close()
 
 
-def assert_problem(r, status):
-    assert r.status == status, (r.status, r.body)
-    assert r.headers["Content-Type"] == "application/problem+json"
-    p = r.json()
-    assert p["status"] == status and p["detail"] and p["type"] and p["title"]
-    return p
 
 
 KEY = {"X-Api-Key": API_KEY}

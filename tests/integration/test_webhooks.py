@@ -19,7 +19,7 @@ import stripe
 from slack_sdk.signature import SignatureVerifier
 from standardwebhooks.webhooks import Webhook
 
-from conftest import SLACK, wait_for
+from conftest import SLACK, assert_problem, wait_for
 from natsclient import NatsClient
 
 GH_SECRET = "gh-secret-0123456789"
@@ -102,12 +102,6 @@ def env(make_herald, nats):
     e.nc.close()
 
 
-def assert_problem(r, status):
-    assert r.status == status, (r.status, r.body)
-    assert r.headers["Content-Type"] == "application/problem+json"
-    p = r.json()
-    assert p["status"] == status and p["title"] and p["detail"] and p["type"]
-    return p
 
 
 def next_msg(q, timeout=5):
