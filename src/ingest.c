@@ -1,5 +1,5 @@
 /* ingest: core / JetStream publishing of inbound events, the stream lookup
- * cache and the PubAck wait table. */
+ * list and the PubAck wait table. */
 #include "herald/ingest.h"
 
 #include <inttypes.h>
@@ -13,15 +13,14 @@
 
 #include "herald/log.h"
 #include "herald/netutil.h"
+#include "herald/subject.h"
 
-#define CACHE_TTL_MS        60000 /* contract §4: a stream created later is used within a minute */
-#define CACHE_MAX           4096  /* subjects remembered; the table is reset when full */
-#define CACHE_BUCKETS       1024
-#define WAIT_BUCKETS        1024
-#define JS_MAX_PENDING      8192 /* outstanding async publishes */
-#define JS_STALL_WAIT       50   /* ms an MHD worker may block when MaxPending is reached */
-#define STREAM_NAME_MAX     256
-#define NEGATIVE_RECHECK_MS 1000 /* delivery "jetstream": re-ask about a missing stream */
+#define STREAMS_REFRESH_MS 60000 /* contract §4: a stream created later is used within a minute */
+#define WAIT_BUCKETS       1024
+#define JS_MAX_PENDING     8192 /* outstanding async publishes */
+#define JS_STALL_WAIT      50   /* ms an MHD worker may block when MaxPending is reached */
+#define STREAM_NAME_MAX    256
+#define FORCED_REFRESH_MS  1000 /* delivery "jetstream": re-read the list at most this often */
 
 /* A timeout leaves the outcome open (contract §4 amended in the note): the
  * bytes may have reached NATS. Say so; a retry with the same delivery id is
@@ -33,19 +32,23 @@
     "JetStream did not acknowledge in time; it may still be stored (a retry with the same "        \
     "delivery id is deduplicated)"
 
-typedef struct cache_ent {
-    char *subject;
-    char stream[STREAM_NAME_MAX]; /* "" = no stream captures it */
-    int64_t expires_ms;
-    int64_t looked_ms; /* when the answer was fetched */
-    struct cache_ent *next;
-} cache_ent;
+/* One stream and the subjects it captures, from $JS.API.STREAM.LIST. */
+typedef struct {
+    char *name;
+    char **subjects;
+    size_t nsubjects;
+} stream_info;
+
+typedef struct {
+    stream_info *v;
+    size_t n;
+} stream_list;
 
 struct ingest {
     const hr_config *cfg;
     bus *bus;
     jsCtx *js;
-    pthread_mutex_t mu; /* guards waiting, closing, the counters below and the cache */
+    pthread_mutex_t mu; /* guards waiting, closing and the counters below */
     ingest_op *waiting[WAIT_BUCKETS];
     size_t nwaiting;
     bool closing;
@@ -55,8 +58,18 @@ struct ingest {
      * and nothing touches an op after the HTTP side freed it. */
     int publishing, finishing;
     pthread_cond_t idle_cv;
-    cache_ent *cache[CACHE_BUCKETS];
-    size_t ncache;
+    /* Which stream captures a subject is answered from a local copy of the
+     * stream list, refreshed in the background: no request waits on a
+     * lookup round trip, except before the first successful read and right
+     * after JetStream refused a publish (the copy is then stale). */
+    pthread_mutex_t smu; /* guards the fields below */
+    stream_list streams;
+    int64_t streams_ms; /* when `streams` was read; 0 = never */
+    bool streams_stale;
+    int64_t forced_ms; /* last refresh forced by a jetstream-only miss */
+    pthread_cond_t refresh_cv;
+    pthread_t refresher;
+    bool refresher_running, refresher_stop;
     /* Core publishes waiting for a flush: one flusher thread flushes once
      * for every publish queued so far (group commit) and resumes them all,
      * so no HTTP worker blocks on a PING/PONG round trip. */
@@ -87,11 +100,6 @@ static size_t ptr_bucket(const void *p)
     v ^= v >> 17;
     v *= 0x9E3779B97F4A7C15ull;
     return (size_t)(v >> 40) % WAIT_BUCKETS;
-}
-
-static size_t str_bucket(const char *s)
-{
-    return (size_t)(net_hash_str(s) % CACHE_BUCKETS);
 }
 
 /* Caller holds mu. */
@@ -144,7 +152,8 @@ static void fail(ingest_result *r, const char *why)
 
 /* The PubAck (or its timeout / error) for one async publish. Runs on the
  * nats.c ack thread. `done` is called last: after it the op may be gone. */
-static void cache_drop(ingest *g, const char *subject);
+static void streams_mark_stale(ingest *g);
+static void *refresher_main(void *arg);
 
 static void finished(ingest *g)
 {
@@ -161,7 +170,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     /* A refusal (not a timeout) may mean the cached stream is gone or no
      * longer captures the subject: look it up afresh next time. */
     if (pae && pae->Err != NATS_TIMEOUT)
-        cache_drop(g, natsMsg_GetSubject(msg));
+        streams_mark_stale(g);
     natsMsg_Destroy(msg);
     if (!op)
         return;
@@ -245,6 +254,8 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->flush_cv, NULL);
     pthread_cond_init(&g->idle_cv, NULL);
+    pthread_mutex_init(&g->smu, NULL);
+    pthread_cond_init(&g->refresh_cv, NULL);
     static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                     0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     size_t nb = sizeof bounds / sizeof bounds[0];
@@ -279,6 +290,11 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
             return HR_ERR_NOMEM;
         }
         g->flusher_running = true;
+        if (pthread_create(&g->refresher, NULL, refresher_main, g) != 0) {
+            ingest_free(g);
+            return HR_ERR_NOMEM;
+        }
+        g->refresher_running = true;
     }
     *out = g;
     return HR_OK;
@@ -286,136 +302,185 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
 
 /* ---- stream lookup ------------------------------------------------------ */
 
-/* 1 found (name in out), 0 cached/known "no stream", -1 lookup failed. */
-static int cache_get(ingest *g, const char *subject, char *out, size_t cap, int64_t *age_ms)
+static void stream_list_free(stream_list *l)
 {
-    int rc = -1;
-    int64_t now = net_now_ms();
-    pthread_mutex_lock(&g->mu);
-    for (cache_ent *e = g->cache[str_bucket(subject)]; e; e = e->next)
-        if (strcmp(e->subject, subject) == 0 && e->expires_ms > now) {
-            snprintf(out, cap, "%s", e->stream);
-            rc = e->stream[0] ? 1 : 0;
-            *age_ms = now - e->looked_ms;
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].name);
+        for (size_t k = 0; k < l->v[i].nsubjects; k++)
+            free(l->v[i].subjects[k]);
+        free(l->v[i].subjects);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Append the streams of one $JS.API.STREAM.LIST page; false if malformed. */
+static bool parse_page(const json_t *resp, stream_list *out, size_t *total)
+{
+    const json_t *streams = json_object_get(resp, "streams");
+    if (json_object_get(resp, "error") || !(json_is_array(streams) || json_is_null(streams)))
+        return false;
+    *total = (size_t)json_integer_value(json_object_get(resp, "total"));
+    size_t n = json_array_size(streams);
+    stream_info *v = realloc(out->v, (out->n + n + 1) * sizeof *v);
+    if (!v)
+        return false;
+    out->v = v;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *cfg = json_object_get(json_array_get(streams, i), "config");
+        const char *name = json_string_value(json_object_get(cfg, "name"));
+        const json_t *subs = json_object_get(cfg, "subjects");
+        if (!name)
+            continue;
+        stream_info *si = &out->v[out->n];
+        memset(si, 0, sizeof *si);
+        si->name = strdup(name);
+        si->subjects = calloc(json_array_size(subs) + 1, sizeof(char *));
+        if (!si->name || !si->subjects) {
+            free(si->name);
+            free(si->subjects);
+            return false;
+        }
+        for (size_t k = 0; k < json_array_size(subs); k++) {
+            const char *p = json_string_value(json_array_get(subs, k));
+            if (p && (si->subjects[si->nsubjects] = strdup(p)))
+                si->nsubjects++;
+        }
+        out->n++;
+    }
+    return true;
+}
+
+/* Read every stream's subjects. 0 ok, -1 JetStream did not answer (why). */
+static int fetch_streams(ingest *g, stream_list *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    size_t offset = 0, total = 0;
+    do {
+        char body[64];
+        snprintf(body, sizeof body, "{\"offset\":%zu}", offset);
+        natsMsg *reply = NULL;
+        natsStatus st =
+            natsConnection_Request(&reply, bus_conn(g->bus), "$JS.API.STREAM.LIST", body,
+                                   (int)strlen(body), g->cfg->nats_publish_timeout_ms);
+        if (st == NATS_NO_RESPONDERS) /* JetStream not enabled: no stream captures anything */
+            return 0;
+        if (st != NATS_OK) {
+            *why = st == NATS_TIMEOUT ? "JetStream did not answer the stream lookup in time"
+                                      : "NATS cannot take the message now";
+            stream_list_free(out);
+            return -1;
+        }
+        json_error_t je;
+        json_t *resp =
+            json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &je);
+        natsMsg_Destroy(reply);
+        bool ok = resp && parse_page(resp, out, &total);
+        size_t got = json_array_size(json_object_get(resp, "streams"));
+        json_decref(resp);
+        if (!ok) {
+            *why = "JetStream refused the stream lookup";
+            stream_list_free(out);
+            return -1;
+        }
+        if (got == 0)
             break;
-        }
-    pthread_mutex_unlock(&g->mu);
-    return rc;
+        offset += got;
+    } while (offset < total);
+    return 0;
 }
 
-static void cache_clear_locked(ingest *g)
+/* Fetch and install a fresh list. */
+static int refresh_streams(ingest *g, const char **why)
 {
-    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
-        for (cache_ent *e = g->cache[i], *n; e; e = n) {
-            n = e->next;
-            free(e->subject);
-            free(e);
-        }
-        g->cache[i] = NULL;
-    }
-    g->ncache = 0;
+    stream_list fresh;
+    if (fetch_streams(g, &fresh, why) != 0)
+        return -1;
+    pthread_mutex_lock(&g->smu);
+    stream_list old = g->streams;
+    g->streams = fresh;
+    g->streams_ms = net_now_ms();
+    g->streams_stale = false;
+    pthread_mutex_unlock(&g->smu);
+    stream_list_free(&old);
+    return 0;
 }
 
-static void cache_drop(ingest *g, const char *subject)
+static void streams_mark_stale(ingest *g)
 {
-    if (!subject)
-        return;
-    pthread_mutex_lock(&g->mu);
-    for (cache_ent **pp = &g->cache[str_bucket(subject)]; *pp; pp = &(*pp)->next) {
-        cache_ent *e = *pp;
-        if (strcmp(e->subject, subject) == 0) {
-            *pp = e->next;
-            free(e->subject);
-            free(e);
-            g->ncache--;
+    pthread_mutex_lock(&g->smu);
+    g->streams_stale = true;
+    pthread_mutex_unlock(&g->smu);
+}
+
+/* Background refresh every STREAMS_REFRESH_MS. */
+static void *refresher_main(void *arg)
+{
+    ingest *g = arg;
+    pthread_mutex_lock(&g->smu);
+    while (!g->refresher_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += STREAMS_REFRESH_MS / 1000;
+        pthread_cond_timedwait(&g->refresh_cv, &g->smu, &ts);
+        if (g->refresher_stop)
             break;
-        }
+        pthread_mutex_unlock(&g->smu);
+        const char *why = NULL;
+        if (bus_get_state(g->bus) == BUS_CONNECTED)
+            refresh_streams(g, &why);
+        pthread_mutex_lock(&g->smu);
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->smu);
+    return NULL;
 }
 
-static void cache_put(ingest *g, const char *subject, const char *stream)
+/* Caller holds smu. 1 found (name in out), 0 none. */
+static int match_locked(ingest *g, const char *subject, char *out, size_t cap)
 {
-    int64_t exp = net_now_ms() + CACHE_TTL_MS;
-    pthread_mutex_lock(&g->mu);
-    size_t b = str_bucket(subject);
-    cache_ent *e = g->cache[b];
-    while (e && strcmp(e->subject, subject) != 0)
-        e = e->next;
-    if (!e) {
-        if (g->ncache >= CACHE_MAX) {
-            cache_clear_locked(g);
-        }
-        e = calloc(1, sizeof *e);
-        if (e && !(e->subject = strdup(subject))) {
-            free(e);
-            e = NULL;
-        }
-        if (e) {
-            e->next = g->cache[b];
-            g->cache[b] = e;
-            g->ncache++;
+    size_t sl = strlen(subject);
+    for (size_t i = 0; i < g->streams.n; i++) {
+        const stream_info *si = &g->streams.v[i];
+        for (size_t k = 0; k < si->nsubjects; k++) {
+            const char *p = si->subjects[k];
+            if (subject_pattern_valid(p, strlen(p)) && subject_matches(p, strlen(p), subject, sl)) {
+                snprintf(out, cap, "%s", si->name);
+                return 1;
+            }
         }
     }
-    if (e) {
-        snprintf(e->stream, sizeof e->stream, "%s", stream);
-        e->expires_ms = exp;
-        e->looked_ms = exp - CACHE_TTL_MS;
-    }
-    pthread_mutex_unlock(&g->mu);
+    out[0] = '\0';
+    return 0;
 }
 
 /* Which stream captures `subject`? 1 = found, 0 = none, -1 = JetStream did
- * not answer (why set). */
+ * not answer (why set). `required`: a source that must use JetStream
+ * re-reads the list on a miss, at most once a second. */
 static int lookup_stream(ingest *g, const char *subject, bool required, char *out, size_t cap,
                          const char **why)
 {
-    int64_t age = 0;
-    int rc = cache_get(g, subject, out, cap, &age);
-    /* `auto` may use a stale "no stream" for a minute (contract §4); a
-     * source that requires JetStream asks again, at most once a second. */
-    if (rc > 0 || (rc == 0 && (!required || age < NEGATIVE_RECHECK_MS)))
+    int64_t now = net_now_ms();
+    pthread_mutex_lock(&g->smu);
+    bool sync = g->streams_ms == 0 || g->streams_stale;
+    int rc = sync ? -1 : match_locked(g, subject, out, cap);
+    if (rc == 0 && required && now - g->forced_ms >= FORCED_REFRESH_MS) {
+        g->forced_ms = now;
+        sync = true;
+    }
+    pthread_mutex_unlock(&g->smu);
+    if (!sync)
         return rc;
-    json_t *req = json_pack("{s:s}", "subject", subject);
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!body) {
-        *why = "out of memory";
-        return -1;
+    if (refresh_streams(g, why) != 0) {
+        pthread_mutex_lock(&g->smu);
+        /* A stale copy still beats no answer. */
+        rc = g->streams_ms ? match_locked(g, subject, out, cap) : -1;
+        pthread_mutex_unlock(&g->smu);
+        return rc;
     }
-    natsMsg *reply = NULL;
-    natsStatus s = natsConnection_Request(&reply, bus_conn(g->bus), "$JS.API.STREAM.NAMES", body,
-                                          (int)strlen(body), g->cfg->nats_publish_timeout_ms);
-    free(body);
-    if (s == NATS_NO_RESPONDERS) { /* JetStream not enabled: core only */
-        cache_put(g, subject, "");
-        out[0] = '\0';
-        return 0;
-    }
-    if (s != NATS_OK) {
-        *why = s == NATS_TIMEOUT ? "JetStream did not answer the stream lookup in time"
-                                 : "NATS cannot take the message now";
-        return -1;
-    }
-    json_error_t je;
-    json_t *resp = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &je);
-    natsMsg_Destroy(reply);
-    const json_t *streams = json_object_get(resp, "streams");
-    rc = -1;
-    if (json_is_array(streams) || json_is_null(streams) || (resp && !streams)) {
-        if (json_object_get(resp, "error")) {
-            *why = "JetStream refused the stream lookup";
-        } else {
-            const json_t *first = json_array_get(streams, 0);
-            const char *name = json_is_string(first) ? json_string_value(first) : "";
-            snprintf(out, cap, "%s", name);
-            cache_put(g, subject, name);
-            rc = name[0] ? 1 : 0;
-        }
-    } else {
-        *why = "JetStream answered the stream lookup with garbage";
-    }
-    json_decref(resp);
+    pthread_mutex_lock(&g->smu);
+    rc = match_locked(g, subject, out, cap);
+    pthread_mutex_unlock(&g->smu);
     return rc;
 }
 
@@ -572,10 +637,16 @@ void ingest_free(ingest *g)
     if (!g)
         return;
     stop_flusher(g);
+    pthread_mutex_lock(&g->smu);
+    g->refresher_stop = true;
+    pthread_cond_broadcast(&g->refresh_cv);
+    pthread_mutex_unlock(&g->smu);
+    if (g->refresher_running)
+        pthread_join(g->refresher, NULL);
     jsCtx_Destroy(g->js);
-    pthread_mutex_lock(&g->mu);
-    cache_clear_locked(g);
-    pthread_mutex_unlock(&g->mu);
+    stream_list_free(&g->streams);
+    pthread_mutex_destroy(&g->smu);
+    pthread_cond_destroy(&g->refresh_cv);
     pthread_cond_destroy(&g->flush_cv);
     pthread_cond_destroy(&g->idle_cv);
     pthread_mutex_destroy(&g->mu);

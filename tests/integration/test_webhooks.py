@@ -536,3 +536,15 @@ def test_stream_deleted_then_recreated(env):
     time.sleep(0.05)
     # still cached as "no stream" for up to 60 s: core delivery meanwhile
     assert env.post("github", body, gh_headers(body, "gone", "g4")).status == 202
+
+
+def test_jetstream_source_uses_a_stream_created_later(env):
+    """delivery "jetstream" re-reads the stream list on a miss (at most once a
+    second), so a stream created after the first refusal is used at once."""
+    body = b"{}"
+    assert_problem(env.post("strict", body, gh_headers(body, "late", "s1")), 503)
+    env.nc.add_stream("STRICT", ["core.strict.>"])
+    time.sleep(1.2)
+    r = env.post("strict", body, gh_headers(body, "late", "s2"))
+    assert r.status == 202, r.body
+    assert r.json()["stream"] == "STRICT"
