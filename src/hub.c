@@ -37,6 +37,7 @@ typedef struct interest {
 struct hub_sub {
     interest *in;
     void *owner;
+    uintptr_t tag; /* the owner's */
     bool ready;
     hub_sub *prev, *next;
 };
@@ -430,6 +431,16 @@ void hub_unsubscribe(hub *h, hub_sub *s)
 bool hub_sub_is_ready(const hub_sub *s)
 {
     return s->ready;
+}
+
+void hub_sub_set_tag(hub_sub *s, uintptr_t tag)
+{
+    s->tag = tag;
+}
+
+uintptr_t hub_sub_tag(const hub_sub *s)
+{
+    return s->tag;
 }
 
 const char *hub_sub_pattern(const hub_sub *s)

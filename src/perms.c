@@ -585,6 +585,29 @@ bool perms_can_subscribe(const perms_set *s, const char *pattern, size_t len)
     return false;
 }
 
+static bool any_intersects(const perms_set *s, const set_role *r, int k, const char *p, size_t len)
+{
+    for (size_t i = r->first[k]; i < r->first[k + 1]; i++) {
+        const set_pat *sp = &s->pats[i];
+        if (subject_intersects(s->text + sp->off, sp->len, p, len))
+            return true;
+    }
+    return false;
+}
+
+bool perms_deliver_all(const perms_set *s, const char *pattern, size_t len)
+{
+    if (!s || !subject_pattern_valid(pattern, len))
+        return false;
+    for (size_t i = 0; i < s->nroles; i++) {
+        const set_role *r = &s->roles[i];
+        if (any_contains(s, r, L_SUB_ALLOW, pattern, len) &&
+            !any_intersects(s, r, L_SUB_DENY, pattern, len))
+            return true;
+    }
+    return false;
+}
+
 static bool literal_allowed(const perms_set *s, int allow, const char *subj, size_t len)
 {
     if (!s || !subject_valid(subj, len))

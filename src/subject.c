@@ -148,6 +148,25 @@ bool subject_contains(const char *outer, size_t olen, const char *inner, size_t 
     }
 }
 
+bool subject_intersects(const char *a, size_t alen, const char *b, size_t blen)
+{
+    tok_iter x, y;
+    tok_init(&x, a, alen);
+    tok_init(&y, b, blen);
+    for (;;) {
+        bool hx = tok_next(&x);
+        bool hy = tok_next(&y);
+        if (!hx || !hy)
+            return hx == hy;
+        if (tok_is(&x, '>') || tok_is(&y, '>'))
+            return true; /* the other has a token here, and '>' takes any rest */
+        if (tok_is(&x, '*') || tok_is(&y, '*'))
+            continue;
+        if (x.tlen != y.tlen || memcmp(x.tok, y.tok, x.tlen) != 0)
+            return false;
+    }
+}
+
 /* Unicode White_Space outside ASCII, plus invisible characters rejected as
  * a precaution (U+180E was White_Space before Unicode 6.3; U+200B, U+2060 and
  * U+FEFF are zero-width and would make look-alike subjects). */

@@ -445,7 +445,10 @@ static void on_deliver(void *ctx, hub_sub *hs, frame *f)
 {
     session *s = hub_sub_owner(hs);
     ws_server *w = s->srv;
-    if (s->close_code || !perms_can_deliver(s->perms, f->subject, f->subject_len))
+    /* The tag says every subject of this subscription is deliverable
+     * (perms_deliver_all, computed at subscribe and refresh). */
+    if (s->close_code ||
+        (!hub_sub_tag(hs) && !perms_can_deliver(s->perms, f->subject, f->subject_len)))
         return;
     size_t max = (size_t)w->cfg->ws_max_queue_bytes;
     if (s->qbytes + f->len > max) {
@@ -586,6 +589,7 @@ static void handle_auth(session *s, const wsreq *r)
     for (size_t i = 0; i < s->nsubs;) {
         const char *pat = hub_sub_pattern(s->subs[i].hs);
         if (perms_can_subscribe(s->perms, pat, strlen(pat))) {
+            hub_sub_set_tag(s->subs[i].hs, perms_deliver_all(s->perms, pat, strlen(pat)));
             i++;
             continue;
         }
@@ -687,6 +691,7 @@ static void handle_subscribe(session *s, const wsreq *r)
     sub_entry *e = &s->subs[s->nsubs++];
     memset(e, 0, sizeof *e);
     e->hs = hs;
+    hub_sub_set_tag(hs, perms_deliver_all(s->perms, r->subject, r->subject_len));
     if (hub_sub_is_ready(hs)) {
         s->nready++;
         metrics_add(w->m_subs, 1);

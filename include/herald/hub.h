@@ -55,6 +55,9 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner);
 void hub_unsubscribe(hub *h, hub_sub *s);
 
 bool hub_sub_is_ready(const hub_sub *s);
+/* A value the owner keeps with its subscription (0 initially). */
+void hub_sub_set_tag(hub_sub *s, uintptr_t tag);
+uintptr_t hub_sub_tag(const hub_sub *s);
 const char *hub_sub_pattern(const hub_sub *s);
 void *hub_sub_owner(const hub_sub *s);
 

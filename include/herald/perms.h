@@ -70,6 +70,11 @@ void perms_set_free(perms_set *s);
  * no deny of that same role containing it wholly. */
 bool perms_can_subscribe(const perms_set *s, const char *pattern, size_t len);
 
+/* Is every subject matching `pattern` deliverable? True when one role has
+ * an allow containing it and no deny of that role overlapping it; lets a
+ * subscription skip the per-event check (perms_can_deliver). */
+bool perms_deliver_all(const perms_set *s, const char *pattern, size_t len);
+
 /* Deliver / publish a literal subject: some role allows it and does not deny it. */
 bool perms_can_deliver(const perms_set *s, const char *subject, size_t len);
 bool perms_can_publish(const perms_set *s, const char *subject, size_t len);

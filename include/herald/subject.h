@@ -34,6 +34,9 @@ bool subject_matches(const char *pattern, size_t plen, const char *s, size_t sle
  * Both must already be valid patterns. */
 bool subject_contains(const char *outer, size_t olen, const char *inner, size_t ilen);
 
+/* Is there a subject matched by both patterns? Both must be valid. */
+bool subject_intersects(const char *a, size_t alen, const char *b, size_t blen);
+
 /* Placeholder value (contract §2): non-empty, <= 256 bytes, valid UTF-8, no
  * '.', '*', '>', no control character (C0, DEL, C1), no whitespace of any
  * kind (ASCII or Unicode White_Space: U+0085, U+00A0, U+1680, U+2000-U+200A,

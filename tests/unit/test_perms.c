@@ -260,6 +260,29 @@ static void test_deny_filters_broad_subscription(void **state)
     perms_table_free(t);
 }
 
+/* perms_deliver_all: a subscription may skip per-event checks only when no
+ * deny of the allowing role overlaps it; checked against perms_can_deliver
+ * on sample subjects. */
+static void test_deliver_all(void **state)
+{
+    (void)state;
+    perms_table *t = table(contract_roles);
+    perms_set *s = set(t, "user", "{\"sub\": \"u42\"}");
+    assert_false(perms_deliver_all(s, S("deployments.u42.>")));     /* internal denied */
+    assert_false(perms_deliver_all(s, S("deployments.u42.*")));     /* ...internal matches */
+    assert_true(perms_deliver_all(s, S("deployments.u42.status"))); /* no deny overlaps */
+    assert_true(perms_deliver_all(s, S("deployments.u42.a.>")));    /* *.internal needs 3 tokens */
+    assert_false(perms_deliver_all(s, S("deployments.u43.x")));     /* not allowed at all */
+    assert_true(perms_deliver_all(s, S("users.u42.>")));
+    /* Whenever deliver_all holds, every sample subject under it is deliverable. */
+    const char *pats[] = {"deployments.u42.status", "deployments.u42.a.>", "users.u42.>"};
+    const char *subs[] = {"deployments.u42.status", "deployments.u42.a.b", "users.u42.x.y"};
+    for (size_t i = 0; i < 3; i++)
+        assert_true(dlv(s, subs[i]) && subject_matches(S(pats[i]), S(subs[i])));
+    perms_set_free(s);
+    perms_table_free(t);
+}
+
 /* NATS matching for denies: "x.*.internal.>" alone does not deny "x.u.internal". */
 static void test_deny_nats_semantics(void **state)
 {
@@ -803,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_contract_operator),
         cmocka_unit_test(test_deny_filters_broad_subscription),
         cmocka_unit_test(test_deny_nats_semantics),
+        cmocka_unit_test(test_deliver_all),
         cmocka_unit_test(test_template_escalation),
         cmocka_unit_test(test_template_value_with_nul),
         cmocka_unit_test(test_template_value_long),

@@ -402,6 +402,38 @@ static void test_placeholder_values(void **state)
     assert_false(subject_placeholder_value_valid(buf, 258));
 }
 
+static void test_intersects(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b;
+        bool want;
+    } cases[] = {
+        {"a.b", "a.b", true},
+        {"a.b", "a.c", false},
+        {"a.*", "a.b", true},
+        {"a.*", "*.b", true},
+        {"a.*", "a.b.c", false},
+        {"a.>", "a", false},
+        {"a.>", "a.b.c", true},
+        {">", "x", true},
+        {"*.internal", "a.b", false},
+        {"d.*.internal", "d.u42.>", true},
+        {"d.*.internal.>", "d.u42.internal", false},
+        {"a.*.c", "a.b.*", true},
+        {"*", "a.b", false},
+        {"a.b.>", "a.*.c", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bool got =
+            subject_intersects(cases[i].a, strlen(cases[i].a), cases[i].b, strlen(cases[i].b));
+        bool rev =
+            subject_intersects(cases[i].b, strlen(cases[i].b), cases[i].a, strlen(cases[i].a));
+        if (got != cases[i].want || rev != cases[i].want)
+            fail_msg("intersects(%s, %s) = %d/%d", cases[i].a, cases[i].b, got, rev);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_matches),
         cmocka_unit_test(test_contains_matrix),
         cmocka_unit_test(test_contains_cases),
+        cmocka_unit_test(test_intersects),
         cmocka_unit_test(test_placeholder_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
