@@ -6,11 +6,13 @@
  * those frames to the WebSocket service thread.
  *
  * Threads: NATS delivery threads only encode and push into the inbox, then
- * call the wake function. A private worker thread does the blocking NATS
- * calls (subscribe + flush, unsubscribe). Everything else — the interest
+ * call the wake function. The inbox is bounded (bytes): past it events are
+ * dropped before fan-out and each receiver is told how many (`lost`). A
+ * private worker thread does the blocking NATS calls (subscribes batched
+ * and confirmed by one flush, unsubscribes). Everything else — the interest
  * table, hub_sub objects, the callbacks — belongs to the service thread
- * (the "owner thread"): every hub_ function except hub_new/hub_free must be
- * called there.
+ * (the "owner thread"): every hub_ function except hub_new, hub_close and
+ * hub_free must be called there.
  *
  * Designed so that an interest's source can later be a JetStream ordered
  * consumer: frames carry an optional stream sequence. */
