@@ -400,3 +400,17 @@ frame *frame_dropped(uint64_t count)
     json_decref(o);
     return f;
 }
+
+frame *frame_synced(const char *id, const char *subject, uint64_t seq)
+{
+    json_t *o = json_pack("{s:s}", "type", "synced");
+    if (!o)
+        return NULL;
+    if (id)
+        json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "subject", json_string(subject));
+    json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+    frame *f = frame_from_json(o);
+    json_decref(o);
+    return f;
+}

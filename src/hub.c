@@ -10,11 +10,17 @@
 
 #include "herald/log.h"
 #include "herald/netutil.h"
+#include "herald/replay.h"
+#include "herald/resume.h"
+#include "herald/subject.h"
 
 #define NBUCKETS         8192
 #define INBOX_MAX_BYTES  (64u << 20) /* events waiting for the owner thread */
 #define ITEMS_PER_TURN   4096        /* bounded work per service turn */
 #define FLUSH_TIMEOUT_MS 3000
+#define JS_REQUEST_MS    3000
+#define JS_HEARTBEAT_S   2   /* a lost ordered consumer is noticed in 4-8 s */
+#define REPLAY_BATCH     256 /* messages per replay batch at most */
 
 typedef enum { INTEREST_PENDING, INTEREST_ACTIVE } interest_state;
 
@@ -25,6 +31,8 @@ typedef struct sub_closure sub_closure;
 typedef struct interest {
     uint64_t id;
     char *pattern;
+    char *stream;   /* history stream feeding it (ordered consumer), NULL: core NATS */
+    uint64_t floor; /* stream-fed: highest sequence passed on (a re-created consumer may repeat) */
     interest_state state;
     natsSubscription *nsub; /* set once the worker confirmed it */
     sub_closure *closure;   /* the handler's closure (valid while nsub is) */
@@ -40,6 +48,15 @@ struct hub_sub {
     uintptr_t tag; /* the owner's */
     bool ready;
     hub_sub *prev, *next;
+    /* resume (contract §3): replay first, then the live feed */
+    bool has_since;
+    bool since_last; /* snapshot */
+    uint64_t since;
+    resume_state rs;         /* hand-over bookkeeping (has_since only) */
+    replay *rp;              /* the running replay; NULL once handed over */
+    bool fetching;           /* a granted batch has not ended yet */
+    uint64_t grant_live_max; /* rs.live_max when that batch was granted */
+    size_t avg_len;          /* running mean of replayed frame sizes (pacing) */
 };
 
 /* Passed to nats.c as the message handler closure; freed by nats.c's
@@ -47,17 +64,29 @@ struct hub_sub {
 struct sub_closure {
     hub *h;
     uint64_t id;
+    bool js;               /* an ordered consumer: messages carry stream sequences */
     _Atomic uint64_t lost; /* events dropped because the inbox was full */
 };
 
-typedef enum { ITEM_EVENT, ITEM_LOST, ITEM_SUB_DONE } item_kind;
+typedef enum {
+    ITEM_EVENT,
+    ITEM_LOST,
+    ITEM_SUB_DONE,
+    ITEM_RP_START, /* a replay is set up (or failed) */
+    ITEM_RP_EVENT, /* one replayed event */
+    ITEM_RP_BATCH, /* a replay batch ended */
+} item_kind;
 
 typedef struct {
     item_kind kind;
     uint64_t id;
-    frame *f;               /* EVENT: one reference */
+    uint64_t seq;           /* EVENT, RP_EVENT: stream sequence (0: none); SUB_DONE: floor */
+    frame *f;               /* EVENT, RP_EVENT: one reference */
     natsSubscription *nsub; /* SUB_DONE: NULL on failure */
     sub_closure *closure;   /* SUB_DONE / LOST */
+    replay *rp;             /* RP_*: one reference */
+    replay_started st;      /* RP_START */
+    replay_batch b;         /* RP_BATCH */
 } item;
 
 typedef struct {
@@ -71,6 +100,7 @@ typedef struct op {
     op_kind kind;
     uint64_t id;
     char *pattern;          /* OP_SUB */
+    char *stream;           /* OP_SUB: history stream or NULL */
     natsSubscription *nsub; /* OP_UNSUB */
     struct op *next;
 } op;
@@ -93,7 +123,10 @@ struct hub {
     pthread_cond_t op_cond;
     op *ops_head, **ops_tail;
     _Atomic int live_closures; /* closures nats.c may still call */
-    metrics_cell *m_nats_subs, *m_lost;
+    jsCtx *js;                 /* worker: ordered consumers */
+    replayer *rpl;             /* per-subscription replays */
+    metrics_cell *m_nats_subs, *m_lost, *m_invalid, *m_consumers;
+    metrics_cell *m_replays_seq, *m_replays_last, *m_replayed, *m_gaps;
 };
 
 static interest *find_pattern(hub *h, const char *p)
@@ -127,6 +160,7 @@ static void table_remove(hub *h, interest *in)
 static void interest_free(interest *in)
 {
     free(in->pattern);
+    free(in->stream);
     free(in->unsub);
     free(in);
 }
@@ -168,6 +202,7 @@ static bool inbox_push(hub *h, const item *it)
     pthread_mutex_unlock(&h->in_lock);
     if (!ok) {
         frame_release(it->f);
+        replay_release(it->rp);
         if (it->nsub)
             unsubscribe_now(it->nsub);
     }
@@ -179,11 +214,31 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 {
     sub_closure *c = closure;
     hub *h = c->h;
+    const char *subject = natsMsg_GetSubject(msg);
+    size_t slen = strlen(subject);
+    /* NATS takes any non-whitespace bytes; a browser must fail its
+     * connection on invalid UTF-8 in a text frame (contract §3). */
+    if (!subject_valid(subject, slen)) {
+        metrics_add(h->m_invalid, 1);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    uint64_t seq = 0;
+    if (c->js) {
+        jsMsgMetaData *md = NULL;
+        if (natsMsg_GetMetaData(&md, msg) == NATS_OK) {
+            seq = md->Sequence.Stream;
+            jsMsgMetaData_Destroy(md);
+        }
+        if (!seq) {
+            natsMsg_Destroy(msg);
+            return;
+        }
+    }
     char now[40];
     net_rfc3339_now(now, sizeof now);
-    const char *subject = natsMsg_GetSubject(msg);
-    frame *f = frame_event(subject, strlen(subject), natsMsg_GetData(msg),
-                           (size_t)natsMsg_GetDataLength(msg), now, -1);
+    frame *f = frame_event(subject, slen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                           now, seq ? (int64_t)seq : -1);
     natsMsg_Destroy(msg);
     if (!f)
         return;
@@ -208,7 +263,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         }
         return;
     }
-    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f};
+    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f, .seq = seq};
     inbox_push(h, &it);
 }
 
@@ -231,17 +286,52 @@ static void op_push(hub *h, op *o)
     pthread_mutex_unlock(&h->op_lock);
 }
 
+/* A stream-fed interest: an ordered consumer from the stream's next
+ * sequence (*floor = its last), re-created by nats.c from the next unseen
+ * sequence after a lost node, a deletion or a leader change. */
+static natsStatus js_subscribe(hub *h, natsSubscription **ns, const char *pattern,
+                               const char *stream, sub_closure *c, uint64_t *floor)
+{
+    if (!h->js) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = JS_REQUEST_MS;
+        natsStatus s = natsConnection_JetStream(&h->js, bus_conn(h->bus), &jo);
+        if (s != NATS_OK)
+            return s;
+    }
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, h->js, stream, NULL, &jerr);
+    if (s != NATS_OK)
+        return s;
+    *floor = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = *floor + 1;
+    so.Config.Heartbeat = (int64_t)JS_HEARTBEAT_S * 1000000000;
+    return js_Subscribe(ns, h->js, pattern, on_msg, c, NULL, &so, &jerr);
+}
+
 /* Subscribe without confirming; NULL on failure. */
-static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern, sub_closure **out)
+static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern, const char *stream,
+                                      sub_closure **out, uint64_t *floor)
 {
     sub_closure *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->h = h;
     c->id = id;
+    c->js = stream != NULL;
     atomic_fetch_add(&h->live_closures, 1);
     natsSubscription *ns = NULL;
-    if (natsConnection_Subscribe(&ns, bus_conn(h->bus), pattern, on_msg, c) != NATS_OK) {
+    natsStatus st = stream ? js_subscribe(h, &ns, pattern, stream, c, floor)
+                           : natsConnection_Subscribe(&ns, bus_conn(h->bus), pattern, on_msg, c);
+    if (st != NATS_OK) {
         atomic_fetch_sub(&h->live_closures, 1);
         free(c);
         return NULL;
@@ -289,7 +379,7 @@ static void *worker_main(void *arg)
             if (o->kind != OP_SUB || stop)
                 continue;
             item it = {.kind = ITEM_SUB_DONE, .id = o->id};
-            it.nsub = do_subscribe(h, o->id, o->pattern, &it.closure);
+            it.nsub = do_subscribe(h, o->id, o->pattern, o->stream, &it.closure, &it.seq);
             if (done)
                 done[k++] = it;
             else if (it.nsub)
@@ -316,11 +406,32 @@ static void *worker_main(void *arg)
         for (op *o = batch, *n; o; o = n) {
             n = o->next;
             free(o->pattern);
+            free(o->stream);
             free(o);
         }
         if (stop)
             return NULL;
     }
+}
+
+/* ---- replays: replayer thread → inbox ---------------------------------------- */
+
+static void rp_started(void *ctx, replay *rp, const replay_started *st)
+{
+    item it = {.kind = ITEM_RP_START, .rp = replay_ref(rp), .st = *st};
+    inbox_push(ctx, &it);
+}
+
+static void rp_event(void *ctx, replay *rp, frame *f, uint64_t seq)
+{
+    item it = {.kind = ITEM_RP_EVENT, .rp = replay_ref(rp), .f = f, .seq = seq};
+    inbox_push(ctx, &it);
+}
+
+static void rp_batch_end(void *ctx, replay *rp, const replay_batch *b)
+{
+    item it = {.kind = ITEM_RP_BATCH, .rp = replay_ref(rp), .b = *b};
+    inbox_push(ctx, &it);
 }
 
 /* ---- owner thread API ---------------------------------------------------------- */
@@ -342,7 +453,23 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     h->m_lost = metrics_cell0(metrics_counter(
         m, "herald_hub_overload_drops_total",
         "Events dropped before fan-out because the service thread was overloaded.", NULL));
-    if (pthread_create(&h->worker, NULL, worker_main, h) != 0) {
+    h->m_invalid = metrics_cell0(
+        metrics_counter(m, "herald_events_invalid_total",
+                        "NATS messages never delivered: their subject is not valid.", NULL));
+    h->m_consumers = metrics_cell0(metrics_gauge(
+        m, "herald_jetstream_consumers",
+        "JetStream consumers in use (shared live feeds and per-session replays).", NULL));
+    metrics_family *replays =
+        metrics_counter(m, "herald_replays_total", "Subscribes with `since`, by kind.", "kind");
+    h->m_replays_seq = metrics_cell_get(replays, (const char *const[]){"seq"});
+    h->m_replays_last = metrics_cell_get(replays, (const char *const[]){"last"});
+    h->m_replayed = metrics_cell0(
+        metrics_counter(m, "herald_replayed_events_total", "Events delivered by replays.", NULL));
+    h->m_gaps = metrics_cell0(metrics_counter(
+        m, "herald_history_gaps_total", "Resumes whose sequence was no longer stored.", NULL));
+    replay_sink sink = {rp_started, rp_event, rp_batch_end, h};
+    h->rpl = replayer_new(b, h->m_consumers, &sink);
+    if (!h->rpl || pthread_create(&h->worker, NULL, worker_main, h) != 0) {
         hub_free(h);
         return NULL;
     }
@@ -350,7 +477,31 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     return h;
 }
 
-hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
+static void interest_drop(hub *h, interest *in);
+
+/* Hand a since-subscription's replay to the replayer. Only once its
+ * interest is active: the live feed then covers whatever the replay ends
+ * before. False on OOM. */
+static bool replay_begin(hub *h, hub_sub *s)
+{
+    s->rp = replay_start(h->rpl, s->in->stream, s->in->pattern, s->since_last, s->since);
+    if (!s->rp)
+        return false;
+    replay_set_tag(s->rp, s);
+    metrics_add(s->since_last ? h->m_replays_last : h->m_replays_seq, 1);
+    return true;
+}
+
+static void replay_end(hub *h, hub_sub *s)
+{
+    if (!s->rp)
+        return;
+    replay_cancel(h->rpl, s->rp);
+    s->rp = NULL;
+}
+
+hub_sub *hub_subscribe(hub *h, const char *pattern, const char *stream, const hub_since *since,
+                       void *owner)
 {
     hub_sub *s = calloc(1, sizeof *s);
     if (!s)
@@ -360,18 +511,22 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
         in = calloc(1, sizeof *in);
         op *o = calloc(1, sizeof *o);
         char *p1 = strdup(pattern), *p2 = strdup(pattern);
+        char *s1 = stream ? strdup(stream) : NULL, *s2 = stream ? strdup(stream) : NULL;
         op *u = calloc(1, sizeof *u);
-        if (!in || !o || !p1 || !p2 || !u) {
+        if (!in || !o || !p1 || !p2 || !u || (stream && (!s1 || !s2))) {
             free(in);
             free(o);
             free(p1);
             free(p2);
+            free(s1);
+            free(s2);
             free(u);
             free(s);
             return NULL;
         }
         in->id = h->next_id++;
         in->pattern = p1;
+        in->stream = s1;
         in->state = INTEREST_PENDING;
         in->unsub = u;
         uint64_t hp = net_hash_str(pattern) % NBUCKETS;
@@ -382,11 +537,28 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner)
         o->kind = OP_SUB;
         o->id = in->id;
         o->pattern = p2;
+        o->stream = s2;
         op_push(h, o);
     }
     s->in = in;
     s->owner = owner;
-    s->ready = in->state == INTEREST_ACTIVE;
+    s->avg_len = 512;
+    if (since && in->stream) {
+        s->has_since = true;
+        s->since_last = since->last;
+        s->since = since->seq;
+        resume_init_replay(&s->rs, since->last ? 0 : since->seq);
+    }
+    if (in->state == INTEREST_ACTIVE) {
+        /* A since-subscription is ready once its replay is set up. */
+        if (s->has_since && !replay_begin(h, s)) {
+            if (in->nsubs == 0)
+                interest_drop(h, in);
+            free(s);
+            return NULL;
+        }
+        s->ready = !s->has_since;
+    }
     s->next = in->subs;
     if (in->subs)
         in->subs->prev = s;
@@ -405,6 +577,8 @@ static void interest_drop(hub *h, interest *in)
         op_push(h, in->unsub);
         in->unsub = NULL;
         metrics_add(h->m_nats_subs, -1);
+        if (in->stream)
+            metrics_add(h->m_consumers, -1);
     }
     interest_free(in);
 }
@@ -421,6 +595,7 @@ void hub_unsubscribe(hub *h, hub_sub *s)
     if (s->next)
         s->next->prev = s->prev;
     in->nsubs--;
+    replay_end(h, s);
     free(s);
     /* A pending interest stays until the worker answers (then it is dropped
      * if nobody is left). */
@@ -431,6 +606,78 @@ void hub_unsubscribe(hub *h, hub_sub *s)
 bool hub_sub_is_ready(const hub_sub *s)
 {
     return s->ready;
+}
+
+bool hub_sub_replaying(const hub_sub *s)
+{
+    return s->rp != NULL;
+}
+
+void hub_sub_pump(hub *h, hub_sub *s)
+{
+    if (!s->rp || !s->ready || s->fetching)
+        return;
+    size_t room = h->cb.room(h->cb.ctx, s);
+    if (!room)
+        return; /* called again when the owner's queue drains */
+    size_t n = room / (s->avg_len ? s->avg_len : 1);
+    s->fetching = true;
+    s->grant_live_max = s->rs.live_max;
+    replay_grant(h->rpl, s->rp, (unsigned)(n < 1 ? 1 : n > REPLAY_BATCH ? REPLAY_BATCH : n));
+}
+
+/* The replay has read all it could: hand over to the live feed, or read on. */
+static void replay_caught_up(hub *h, hub_sub *s, uint64_t gone_upto)
+{
+    if (!resume_caught_up(&s->rs, gone_upto)) {
+        hub_sub_pump(h, s);
+        return;
+    }
+    replay_end(h, s);
+    h->cb.synced(h->cb.ctx, s, s->rs.floor);
+}
+
+static void replay_item(hub *h, const item *it)
+{
+    hub_sub *s = replay_tag(it->rp); /* NULL once the owner cancelled it */
+    if (!s)
+        return;
+    if (it->kind == ITEM_RP_EVENT) {
+        s->avg_len = (s->avg_len * 7 + it->f->len) / 8;
+        if (!resume_on_replayed(&s->rs, it->seq))
+            return;
+        metrics_add(h->m_replayed, 1);
+        h->cb.deliver(h->cb.ctx, s, it->f); /* may end s's session, never frees s */
+        return;
+    }
+    if (it->kind == ITEM_RP_START) {
+        const replay_started *st = &it->st;
+        if (!st->ok) {
+            h->cb.ready(h->cb.ctx, s, false, -1); /* the owner unsubscribes s */
+            return;
+        }
+        if (st->gap) {
+            s->rs.floor = st->first_seq - 1;
+            metrics_add(h->m_gaps, 1);
+        } else if (!s->since_last && s->rs.floor > st->last_seq) {
+            s->rs.floor = st->last_seq; /* since beyond the stream's end */
+        }
+        s->ready = true;
+        h->cb.ready(h->cb.ctx, s, true, st->gap ? (int64_t)st->first_seq : -1);
+        if (!s->rp)
+            return;
+        if (st->pending == 0)
+            replay_caught_up(h, s, 0);
+        else
+            hub_sub_pump(h, s);
+        return;
+    }
+    /* ITEM_RP_BATCH */
+    s->fetching = false;
+    if (!it->b.error && it->b.pending == 0)
+        replay_caught_up(h, s, it->b.idle ? s->grant_live_max : 0);
+    else
+        hub_sub_pump(h, s);
 }
 
 void hub_sub_set_tag(hub_sub *s, uintptr_t tag)
@@ -466,7 +713,10 @@ static void sub_done(hub *h, const item *it)
         in->nsub = it->nsub;
         in->closure = it->closure;
         in->state = INTEREST_ACTIVE;
+        in->floor = it->seq;
         metrics_add(h->m_nats_subs, 1);
+        if (in->stream)
+            metrics_add(h->m_consumers, 1);
     }
     if (in->nsubs == 0) {
         if (ok)
@@ -481,9 +731,14 @@ static void sub_done(hub *h, const item *it)
      * hub_sub; the interest stays PENDING meanwhile, so it is not freed. */
     for (hub_sub *s = in->subs, *next; s; s = next) {
         next = s->next;
-        if (!s->ready) {
+        if (s->ready || s->rp)
+            continue;
+        if (ok && s->has_since) {
+            if (!replay_begin(h, s))
+                h->cb.ready(h->cb.ctx, s, false, -1);
+        } else {
             s->ready = ok;
-            h->cb.ready(h->cb.ctx, s, ok);
+            h->cb.ready(h->cb.ctx, s, ok, -1);
         }
     }
     if (!ok && in->nsubs == 0) {
@@ -512,6 +767,12 @@ void hub_process(hub *h)
             sub_done(h, it);
             continue;
         }
+        if (it->kind >= ITEM_RP_START) {
+            replay_item(h, it);
+            frame_release(it->f);
+            replay_release(it->rp);
+            continue;
+        }
         interest *in = find_id(h, it->id);
         if (it->kind == ITEM_LOST) {
             /* The closure is alive while its interest holds the subscription. */
@@ -524,8 +785,17 @@ void hub_process(hub *h)
             }
             continue;
         }
+        /* A re-created ordered consumer may repeat what it passed on. */
+        if (in && it->seq) {
+            if (it->seq <= in->floor)
+                in = NULL;
+            else
+                in->floor = it->seq;
+        }
         for (hub_sub *s = in ? in->subs : NULL, *next; s; s = next) {
             next = s->next; /* deliver may unsubscribe s (slow consumer) */
+            if (s->has_since && !resume_on_live(&s->rs, it->seq))
+                continue; /* held back during its replay, or already replayed */
             if (s->ready)
                 h->cb.deliver(h->cb.ctx, s, it->f);
         }
@@ -548,6 +818,7 @@ static void drain_vec(item_vec *v, size_t from)
 {
     for (size_t i = from; i < v->n; i++) {
         frame_release(v->v[i].f);
+        replay_release(v->v[i].rp);
         if (v->v[i].nsub)
             unsubscribe_now(v->v[i].nsub);
     }
@@ -567,6 +838,7 @@ void hub_shutdown(hub *h)
         if (o->kind == OP_SUB) {
             *pp = o->next;
             free(o->pattern);
+            free(o->stream);
             free(o);
         } else {
             pp = &o->next;
@@ -594,6 +866,10 @@ void hub_shutdown(hub *h)
         pthread_join(h->worker, NULL);
         h->worker_started = false;
     }
+    replayer_free(h->rpl); /* deletes the replays' consumers */
+    h->rpl = NULL;
+    jsCtx_Destroy(h->js); /* before the connection goes */
+    h->js = NULL;
     /* Nothing can push any more: release what is still queued. */
     pthread_mutex_lock(&h->in_lock);
     drain_vec(&h->inbox, 0);
@@ -619,8 +895,10 @@ void hub_free(hub *h)
     for (op *o = h->ops_head, *n; o; o = n) {
         n = o->next;
         free(o->pattern);
+        free(o->stream);
         free(o);
     }
+    replayer_free(h->rpl);
     pthread_mutex_destroy(&h->in_lock);
     pthread_mutex_destroy(&h->op_lock);
     pthread_cond_destroy(&h->op_cond);

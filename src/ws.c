@@ -15,6 +15,7 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/perms.h"
+#include "herald/resume.h"
 #include "herald/subject.h"
 #include "herald/wsproto.h"
 
@@ -29,8 +30,9 @@ typedef struct session session;
 /* One subscription of a session. */
 typedef struct {
     hub_sub *hs;
-    char *pending_id; /* id of the subscribe awaiting NATS confirmation */
+    char *pending_id; /* id of the subscribe awaiting its reply, or (since) its `synced` */
     bool pending;
+    bool replaying; /* since: `synced` not sent yet */
 } sub_entry;
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and
@@ -52,7 +54,8 @@ struct session {
     perms_set *perms;
     sub_entry *subs;
     size_t nsubs, subs_cap;
-    size_t nready; /* subscriptions counted in the gauge */
+    size_t nready;     /* subscriptions counted in the gauge */
+    size_t nreplaying; /* subscriptions replaying (paced by the queue) */
     /* outbound queue: a ring of frame references */
     frame **q;
     size_t qhead, qlen, qcap;
@@ -410,34 +413,85 @@ static void remove_sub(session *s, sub_entry *e)
         metrics_add(w->m_subs, -1);
         s->nready--;
     }
+    if (e->replaying)
+        s->nreplaying--;
     free(e->pending_id);
     hub_unsubscribe(w->hub, e->hs);
     *e = s->subs[--s->nsubs];
 }
 
-/* hub callback: a pending subscribe finished. */
-static void on_sub_ready(void *ctx, hub_sub *hs, bool ok)
+static sub_entry *entry_of(session *s, hub_sub *hs)
+{
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i].hs == hs)
+            return &s->subs[i];
+    return NULL;
+}
+
+/* hub callback: a pending subscribe finished (with `since`: its replay is
+ * set up; a gap is answered history_gap instead of ok). */
+static void on_sub_ready(void *ctx, hub_sub *hs, bool ok, int64_t gap_first_seq)
 {
     session *s = hub_sub_owner(hs);
-    for (size_t i = 0; i < s->nsubs; i++) {
-        sub_entry *e = &s->subs[i];
-        if (e->hs != hs)
-            continue;
+    sub_entry *e = entry_of(s, hs);
+    if (e) {
         if (ok) {
             e->pending = false;
             s->nready++;
             metrics_add(s->srv->m_subs, 1);
-            session_send(s, frame_ok(e->pending_id));
-            free(e->pending_id);
-            e->pending_id = NULL;
+            if (gap_first_seq >= 0)
+                session_send(s, frame_error(e->pending_id, "history_gap",
+                                            "the stream no longer holds the resume point; "
+                                            "replaying from first_seq",
+                                            hub_sub_pattern(hs), gap_first_seq));
+            else
+                session_send(s, frame_ok(e->pending_id));
+            if (!e->replaying) {
+                free(e->pending_id);
+                e->pending_id = NULL;
+            }
         } else {
             send_error(s, e->pending_id, "unavailable", "NATS is not reachable; try again",
                        hub_sub_pattern(hs));
             e->pending = true; /* not counted */
             remove_sub(s, e);
         }
-        return;
     }
+}
+
+/* hub callback: a since-subscription caught up. */
+static void on_synced(void *ctx, hub_sub *hs, uint64_t seq)
+{
+    session *s = hub_sub_owner(hs);
+    sub_entry *e = entry_of(s, hs);
+    if (!e || !e->replaying)
+        return;
+    e->replaying = false;
+    s->nreplaying--;
+    session_send(s, frame_synced(e->pending_id, hub_sub_pattern(hs), seq));
+    free(e->pending_id);
+    e->pending_id = NULL;
+}
+
+/* hub callback: how much a replay may queue now. Replays read on while the
+ * queue is below half its limit, so they never push it over by themselves. */
+static size_t on_room(void *ctx, hub_sub *hs)
+{
+    session *s = hub_sub_owner(hs);
+    size_t max = (size_t)s->srv->cfg->ws_max_queue_bytes;
+    if (s->close_code || s->qbytes >= max / 2)
+        return 0;
+    return max / 2 - s->qbytes;
+}
+
+/* The queue drained: let paused replays read on. */
+static void pump_replays(session *s)
+{
+    if (!s->nreplaying || s->close_code || s->qbytes >= (size_t)s->srv->cfg->ws_max_queue_bytes / 2)
+        return;
+    for (size_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i].replaying)
+            hub_sub_pump(s->srv->hub, s->subs[i].hs);
 }
 
 /* hub callback: one event for one subscription. */
@@ -661,7 +715,9 @@ static void handle_subscribe(session *s, const wsreq *r)
         send_error(s, r->id, "forbidden", "not permitted to subscribe", r->subject);
         return;
     }
-    if (r->has_since) {
+    const char *stream =
+        resume_history_stream(w->cfg->history, w->cfg->nhistory, r->subject, r->subject_len);
+    if (r->has_since && !stream) {
         send_error(s, r->id, "bad_request", "no history stream holds this pattern", r->subject);
         return;
     }
@@ -683,7 +739,8 @@ static void handle_subscribe(session *s, const wsreq *r)
         s->subs = ns;
         s->subs_cap = cap;
     }
-    hub_sub *hs = hub_subscribe(w->hub, r->subject, s);
+    hub_since since = {r->since_last, (uint64_t)r->since};
+    hub_sub *hs = hub_subscribe(w->hub, r->subject, stream, r->has_since ? &since : NULL, s);
     if (!hs) {
         send_error(s, r->id, "internal", "out of memory", r->subject);
         return;
@@ -691,6 +748,10 @@ static void handle_subscribe(session *s, const wsreq *r)
     sub_entry *e = &s->subs[s->nsubs++];
     memset(e, 0, sizeof *e);
     e->hs = hs;
+    if (r->has_since) {
+        e->replaying = true;
+        s->nreplaying++;
+    }
     hub_sub_set_tag(hs, perms_deliver_all(s->perms, r->subject, r->subject_len));
     if (hub_sub_is_ready(hs)) {
         s->nready++;
@@ -698,8 +759,9 @@ static void handle_subscribe(session *s, const wsreq *r)
         session_send(s, frame_ok(r->id));
     } else {
         e->pending = true;
-        e->pending_id = r->id ? strdup(r->id) : NULL;
     }
+    if (e->pending || e->replaying)
+        e->pending_id = r->id ? strdup(r->id) : NULL;
 }
 
 static void handle_unsubscribe(session *s, const wsreq *r)
@@ -1008,6 +1070,7 @@ static int on_writeable(session *s)
     }
     if (s->qlen || s->close_code)
         lws_callback_on_writable(wsi);
+    pump_replays(s);
     return 0;
 }
 
@@ -1335,7 +1398,7 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
                  cfg->ws_listen.port);
         goto fail;
     }
-    hub_callbacks cb = {wake, on_deliver, on_lost, on_sub_ready, w};
+    hub_callbacks cb = {wake, on_deliver, on_lost, on_sub_ready, on_synced, on_room, w};
     w->hub = hub_new(deps->bus, m, &cb);
     st = HR_ERR_NOMEM;
     if (!w->hub) {

@@ -95,10 +95,13 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
     if (out->type == WSREQ_SUBSCRIBE) {
         json_t *s = json_object_get(root, "since");
         if (s) {
-            if (!json_is_integer(s) || json_integer_value(s) < 0)
-                FAIL("since must be a non-negative integer");
+            bool last = json_is_string(s) && strcmp(json_string_value(s), "last") == 0 &&
+                        json_string_length(s) == 4;
+            if (!last && (!json_is_integer(s) || json_integer_value(s) < 0))
+                FAIL("since must be a non-negative integer or \"last\"");
             out->has_since = true;
-            out->since = json_integer_value(s);
+            out->since_last = last;
+            out->since = last ? 0 : json_integer_value(s);
         }
     }
     if (out->type == WSREQ_PUBLISH) {

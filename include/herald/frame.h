@@ -52,6 +52,8 @@ frame *frame_pong(const char *id);
 frame *frame_error(const char *id, const char *code, const char *message, const char *subject,
                    int64_t first_seq);
 frame *frame_dropped(uint64_t count);
+/* `synced` (resume): the subscription `subject` has caught up at `seq`. */
+frame *frame_synced(const char *id, const char *subject, uint64_t seq);
 
 /* Append `s` as a JSON string literal (quotes included) to buf at *pos;
  * returns false if it does not fit. `s` must be valid UTF-8. */

@@ -14,8 +14,12 @@
  * (the "owner thread"): every hub_ function except hub_new, hub_close and
  * hub_free must be called there.
  *
- * Designed so that an interest's source can later be a JetStream ordered
- * consumer: frames carry an optional stream sequence. */
+ * History (contract §3 "Resume"): an interest whose pattern a history
+ * stream holds is fed by one JetStream ordered consumer instead of a core
+ * subscription, and its frames carry `seq`. A subscription with `since`
+ * first replays through its own paced reader (replay.h), holding the live
+ * feed back, then joins it with no gap and no duplicate (resume.h) and
+ * reports `synced`. */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 
@@ -42,21 +46,42 @@ typedef struct {
      * thread fell behind (the inbox is bounded). Called from hub_process. */
     void (*lost)(void *ctx, hub_sub *s, uint64_t n);
     /* A pending subscribe finished: `ok` false means NATS could not confirm
-     * the interest; the owner must hub_unsubscribe(s). Called from
-     * hub_process. */
-    void (*ready)(void *ctx, hub_sub *s, bool ok);
+     * the interest (or set up the replay); the owner must
+     * hub_unsubscribe(s). With `since`, ready comes once the replay is set
+     * up; `gap_first_seq` >= 0 then says the resume point is gone and the
+     * replay starts at that sequence (history_gap). Called from hub_process. */
+    void (*ready)(void *ctx, hub_sub *s, bool ok, int64_t gap_first_seq);
+    /* A since-subscription caught up: every later event has seq > `seq`.
+     * Called from hub_process. */
+    void (*synced)(void *ctx, hub_sub *s, uint64_t seq);
+    /* Bytes the owner can queue for `s` now without pushing it past its
+     * limits; 0 pauses its replay until hub_sub_pump. */
+    size_t (*room)(void *ctx, hub_sub *s);
     void *ctx;
 } hub_callbacks;
 
 hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb);
 
-/* Subscribe `owner` to a valid pattern. When the pattern's NATS interest is
- * already confirmed, the returned hub_sub is ready at once
- * (hub_sub_is_ready); otherwise `ready` is called later. NULL on OOM. */
-hub_sub *hub_subscribe(hub *h, const char *pattern, void *owner);
+/* A subscribe's `since`: a sequence, or the last message per subject. */
+typedef struct {
+    bool last;
+    uint64_t seq;
+} hub_since;
+
+/* Subscribe `owner` to a valid pattern, fed by history `stream` (NULL: core
+ * NATS). `since` (NULL: none; ignored without a stream) replays first. When
+ * the pattern's interest is already confirmed and there is no replay, the
+ * returned hub_sub is ready at once (hub_sub_is_ready); otherwise `ready`
+ * is called later. NULL on OOM. */
+hub_sub *hub_subscribe(hub *h, const char *pattern, const char *stream, const hub_since *since,
+                       void *owner);
 void hub_unsubscribe(hub *h, hub_sub *s);
 
 bool hub_sub_is_ready(const hub_sub *s);
+/* Still replaying (not synced yet). */
+bool hub_sub_replaying(const hub_sub *s);
+/* The owner has room again: let a paced replay read its next batch. */
+void hub_sub_pump(hub *h, hub_sub *s);
 /* A value the owner keeps with its subscription (0 initially). */
 void hub_sub_set_tag(hub_sub *s, uintptr_t tag);
 uintptr_t hub_sub_tag(const hub_sub *s);

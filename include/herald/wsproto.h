@@ -35,8 +35,9 @@ typedef struct {
     const char *token;   /* auth */
     const char *subject; /* subscribe, unsubscribe, publish */
     size_t subject_len;
-    bool has_since; /* subscribe */
-    int64_t since;
+    bool has_since;     /* subscribe */
+    bool since_last;    /* since: "last" (snapshot) */
+    int64_t since;      /* since: N */
     const json_t *data; /* publish: the `data` value, or NULL when data_b64 */
     unsigned char *bin; /* publish: decoded data_b64 (owned), or NULL */
     size_t bin_len;

@@ -20,7 +20,7 @@ BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
 
 # Contract §3, in the order it lists them.
 CLIENT_MESSAGES = ["auth", "subscribe", "unsubscribe", "publish", "ping"]
-SERVER_MESSAGES = ["ready", "ok", "pong", "event", "error", "dropped"]
+SERVER_MESSAGES = ["ready", "ok", "pong", "event", "error", "dropped", "synced"]
 ERROR_CODES = ["unauthorized", "token_expired", "forbidden", "invalid_subject", "bad_request",
                "duplicate_subscription", "too_many_subscriptions", "history_gap",
                "rate_limited", "unavailable", "internal"]
@@ -118,7 +118,7 @@ def test_asyncapi_document(herald):
     sent = {resolve(doc, m)["name"] for op in doc["operations"].values()
             if op["action"] == "send" for m in op["messages"]}
     assert received == set(CLIENT_MESSAGES)
-    assert {"event", "dropped", "error", "ready"} <= sent
+    assert {"event", "dropped", "error", "ready", "synced"} <= sent
 
     schemas = doc["components"]["schemas"]
     payload = lambda name: resolve(doc, resolve(doc, doc["components"]["messages"][name])["payload"])
@@ -126,6 +126,9 @@ def test_asyncapi_document(herald):
     assert {"data", "data_b64"} <= set(payload("publish")["properties"])
     assert {"data", "data_b64", "seq", "time", "subject"} <= set(payload("event")["properties"])
     assert payload("dropped")["required"] == ["type", "count"]
+    assert payload("synced")["required"] == ["type", "subject", "seq"]
+    since = payload("subscribe")["properties"]["since"]
+    assert {"type": "string", "const": "last"} in since["oneOf"]
     err = payload("error")
     assert "first_seq" in err["properties"]
     assert resolve(doc, err["properties"]["code"])["enum"] == ERROR_CODES

@@ -278,8 +278,10 @@ static void test_parse_subject(void **state)
 static void test_parse_since(void **state)
 {
     (void)state;
-    const char *badv[] = {
-        "-1", "1.5", "1.0", "\"1\"", "null", "true", "[1]", "-9223372036854775808", "1e3"};
+    const char *badv[] = {"-1",   "1.5",         "1.0",      "\"1\"",
+                          "null", "true",        "[1]",      "-9223372036854775808",
+                          "1e3",  "\"first\"",   "\"LAST\"", "\"last \"",
+                          "\"\"", "{\"last\":1}"};
     char buf[160];
     for (size_t i = 0; i < sizeof badv / sizeof *badv; i++) {
         snprintf(buf, sizeof buf,
@@ -300,8 +302,14 @@ static void test_parse_since(void **state)
         ok(buf, &r);
         assert_true(r.has_since);
         assert_true(r.since == good[i].want);
+        assert_false(r.since_last);
         wsproto_request_clear(&r);
     }
+    wsreq r;
+    ok("{\"type\":\"subscribe\",\"subject\":\"a\",\"since\":\"last\"}", &r);
+    assert_true(r.has_since);
+    assert_true(r.since_last);
+    wsproto_request_clear(&r);
 }
 
 static void test_parse_publish(void **state)
