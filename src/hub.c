@@ -17,10 +17,11 @@
 #define NBUCKETS         8192
 #define INBOX_MAX_BYTES  (64u << 20) /* events waiting for the owner thread */
 #define ITEMS_PER_TURN   4096        /* bounded work per service turn */
+#define REPLAY_PER_TURN  512         /* replay items per turn: live events never wait behind more */
 #define FLUSH_TIMEOUT_MS 3000
 #define JS_REQUEST_MS    3000
-#define JS_HEARTBEAT_S   2   /* a lost ordered consumer is noticed in 4-8 s */
-#define REPLAY_BATCH     256 /* messages per replay batch at most */
+#define JS_HEARTBEAT_S   2    /* a lost ordered consumer is noticed in 4-8 s */
+#define REPLAY_BATCH     1024 /* messages per replay batch at most */
 
 typedef enum { INTEREST_PENDING, INTEREST_ACTIVE } interest_state;
 
@@ -113,8 +114,9 @@ struct hub {
     /* inbox: NATS threads → owner thread */
     pthread_mutex_t in_lock;
     item_vec inbox, work;
-    size_t inbox_bytes; /* frame bytes in `inbox` (under in_lock) */
-    bool closed;        /* under in_lock: no more pushes or wake-ups */
+    item_vec rp_inbox, rp_work; /* replay items: their own queue, a bounded share per turn */
+    size_t inbox_bytes;         /* frame bytes in `inbox` (under in_lock) */
+    bool closed;                /* under in_lock: no more pushes or wake-ups */
     bool warned_full;
     /* worker: owner thread → worker */
     pthread_t worker;
@@ -191,13 +193,14 @@ static void unsubscribe_now(natsSubscription *ns)
  * Returns false if the item was refused. */
 static bool inbox_push(hub *h, const item *it)
 {
+    item_vec *v = it->kind >= ITEM_RP_START ? &h->rp_inbox : &h->inbox;
     pthread_mutex_lock(&h->in_lock);
-    bool ok = !h->closed && vec_push(&h->inbox, it);
-    if (ok && it->f)
+    bool ok = !h->closed && vec_push(v, it);
+    if (ok && it->f && v == &h->inbox) /* replays are bounded by their credit */
         h->inbox_bytes += it->f->len;
     /* Wake-ups coalesce: only the first item needs one. Under the lock, so
      * hub_close cannot return while a wake-up is on its way. */
-    if (ok && h->inbox.n == 1)
+    if (ok && v->n == 1)
         h->cb.wake(h->cb.ctx);
     pthread_mutex_unlock(&h->in_lock);
     if (!ok) {
@@ -224,16 +227,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         return;
     }
     uint64_t seq = 0;
-    if (c->js) {
-        jsMsgMetaData *md = NULL;
-        if (natsMsg_GetMetaData(&md, msg) == NATS_OK) {
-            seq = md->Sequence.Stream;
-            jsMsgMetaData_Destroy(md);
-        }
-        if (!seq) {
-            natsMsg_Destroy(msg);
-            return;
-        }
+    uint64_t pending;
+    if (c->js && (!resume_parse_ack(natsMsg_GetReply(msg), &seq, &pending) || !seq)) {
+        natsMsg_Destroy(msg);
+        return;
     }
     char now[40];
     net_rfc3339_now(now, sizeof now);
@@ -747,30 +744,31 @@ static void sub_done(hub *h, const item *it)
     }
 }
 
+/* Swap a finished work vector with its inbox (under the lock). */
+static void take(hub *h, item_vec *w, item_vec *inbox)
+{
+    if (w->next != w->n)
+        return;
+    pthread_mutex_lock(&h->in_lock);
+    item_vec t = *inbox;
+    *inbox = *w;
+    inbox->n = inbox->next = 0;
+    if (inbox == &h->inbox)
+        h->inbox_bytes = 0;
+    *w = t;
+    w->next = 0;
+    pthread_mutex_unlock(&h->in_lock);
+}
+
 void hub_process(hub *h)
 {
     item_vec *w = &h->work;
-    if (w->next == w->n) { /* previous batch done: take the inbox */
-        pthread_mutex_lock(&h->in_lock);
-        item_vec t = h->inbox;
-        h->inbox = *w;
-        h->inbox.n = h->inbox.next = 0;
-        h->inbox_bytes = 0;
-        *w = t;
-        w->next = 0;
-        pthread_mutex_unlock(&h->in_lock);
-    }
+    take(h, w, &h->inbox);
     size_t end = w->n - w->next > ITEMS_PER_TURN ? w->next + ITEMS_PER_TURN : w->n;
     for (; w->next < end; w->next++) {
         item *it = &w->v[w->next];
         if (it->kind == ITEM_SUB_DONE) {
             sub_done(h, it);
-            continue;
-        }
-        if (it->kind >= ITEM_RP_START) {
-            replay_item(h, it);
-            frame_release(it->f);
-            replay_release(it->rp);
             continue;
         }
         interest *in = find_id(h, it->id);
@@ -801,7 +799,26 @@ void hub_process(hub *h)
         }
         frame_release(it->f);
     }
-    if (w->next < w->n) /* more to do: come back after other work */
+    /* Then a bounded share of replay work, after the live events. */
+    item_vec *rw = &h->rp_work;
+    take(h, rw, &h->rp_inbox);
+    end = rw->n - rw->next > REPLAY_PER_TURN ? rw->next + REPLAY_PER_TURN : rw->n;
+    for (; rw->next < end; rw->next++) {
+        item *it = &rw->v[rw->next];
+        replay_item(h, it);
+        frame_release(it->f);
+        replay_release(it->rp);
+    }
+    /* More to do: come back after other work. That includes items pushed
+     * while a work vector was still busy: their wake-up was spent on a turn
+     * that could not take them. */
+    bool more = w->next < w->n || rw->next < rw->n;
+    if (!more) {
+        pthread_mutex_lock(&h->in_lock);
+        more = h->inbox.n || h->rp_inbox.n;
+        pthread_mutex_unlock(&h->in_lock);
+    }
+    if (more)
         h->cb.wake(h->cb.ctx);
 }
 
@@ -874,6 +891,8 @@ void hub_shutdown(hub *h)
     pthread_mutex_lock(&h->in_lock);
     drain_vec(&h->inbox, 0);
     drain_vec(&h->work, h->work.next);
+    drain_vec(&h->rp_inbox, 0);
+    drain_vec(&h->rp_work, h->rp_work.next);
     pthread_mutex_unlock(&h->in_lock);
 }
 
@@ -892,6 +911,8 @@ void hub_free(hub *h)
     }
     free(h->inbox.v);
     free(h->work.v);
+    free(h->rp_inbox.v);
+    free(h->rp_work.v);
     for (op *o = h->ops_head, *n; o; o = n) {
         n = o->next;
         free(o->pattern);

@@ -15,6 +15,7 @@
 #define FETCH_WAIT_MS  1000 /* a fetch that finds nothing waits this long */
 #define INACTIVE_S     300  /* the server drops a consumer unread this long */
 #define RETRY_PAUSE_MS 250  /* after a failed fetch, before the next */
+#define THREADS        2    /* replays read in parallel (each by one thread at a time) */
 
 struct replay {
     _Atomic int refs;
@@ -38,8 +39,8 @@ struct replayer {
     replay_sink sink;
     metrics_cell *m_consumers;
     jsCtx *js;
-    pthread_t thread;
-    bool thread_started;
+    pthread_t threads[THREADS];
+    int nthreads;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     replay *list; /* under lock */
@@ -81,16 +82,6 @@ static void drop_consumer(replayer *r, replay *rp)
     metrics_add(r->m_consumers, -1);
 }
 
-static bool ensure_js(replayer *r)
-{
-    if (r->js)
-        return true;
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = REQUEST_MS;
-    return natsConnection_JetStream(&r->js, bus_conn(r->bus), &jo) == NATS_OK;
-}
-
 /* Create the pull consumer: at `start_seq`, or last per subject when 0. */
 static bool create_consumer(replayer *r, replay *rp, uint64_t start_seq)
 {
@@ -130,7 +121,7 @@ static void do_start(replayer *r, replay *rp)
     replay_started st = {0};
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    if (ensure_js(r) && js_GetStreamInfo(&si, r->js, rp->stream, NULL, &jerr) == NATS_OK) {
+    if (js_GetStreamInfo(&si, r->js, rp->stream, NULL, &jerr) == NATS_OK) {
         st.first_seq = si->State.FirstSeq;
         st.last_seq = si->State.LastSeq;
         jsStreamInfo_Destroy(si);
@@ -168,12 +159,9 @@ static void do_fetch(replayer *r, replay *rp, unsigned credit)
         net_rfc3339_now(now, sizeof now);
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
-            jsMsgMetaData *md = NULL;
-            if (natsMsg_GetMetaData(&md, m) != NATS_OK)
+            uint64_t seq;
+            if (!resume_parse_ack(natsMsg_GetReply(m), &seq, &b.pending))
                 continue;
-            uint64_t seq = md->Sequence.Stream;
-            b.pending = md->NumPending;
-            jsMsgMetaData_Destroy(md);
             rp->next_seq = seq + 1;
             const char *subj = natsMsg_GetSubject(m);
             frame *f = frame_event(subj, strlen(subj), natsMsg_GetData(m),
@@ -240,7 +228,7 @@ static void *replayer_main(void *arg)
             *tail = rp;
         }
     }
-    /* Stopping: delete what is left. */
+    /* Stopping: delete what is left (the last thread out finds it all). */
     replay *rest = r->list;
     r->list = NULL;
     pthread_mutex_unlock(&r->lock);
@@ -262,11 +250,18 @@ replayer *replayer_new(bus *b, metrics_cell *consumers, const replay_sink *sink)
     r->m_consumers = consumers;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->thread, NULL, replayer_main, r) != 0) {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = REQUEST_MS;
+    if (natsConnection_JetStream(&r->js, bus_conn(b), &jo) != NATS_OK) {
         replayer_free(r);
         return NULL;
     }
-    r->thread_started = true;
+    for (; r->nthreads < THREADS; r->nthreads++)
+        if (pthread_create(&r->threads[r->nthreads], NULL, replayer_main, r) != 0) {
+            replayer_free(r);
+            return NULL;
+        }
     return r;
 }
 
@@ -274,15 +269,14 @@ void replayer_free(replayer *r)
 {
     if (!r)
         return;
-    if (r->thread_started) {
-        pthread_mutex_lock(&r->lock);
-        r->stop = true;
-        for (replay *rp = r->list; rp; rp = rp->next)
-            rp->cancelled = true;
-        pthread_cond_signal(&r->cond);
-        pthread_mutex_unlock(&r->lock);
-        pthread_join(r->thread, NULL);
-    }
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    for (replay *rp = r->list; rp; rp = rp->next)
+        rp->cancelled = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->nthreads; i++)
+        pthread_join(r->threads[i], NULL);
     jsCtx_Destroy(r->js);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);

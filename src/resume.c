@@ -1,6 +1,7 @@
 /* resume: history stream lookup and the replay-to-live hand-over. */
 #include "herald/resume.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "herald/subject.h"
@@ -66,4 +67,49 @@ uint64_t resume_start_seq(uint64_t since, uint64_t first_seq, bool *gap)
 {
     *gap = since + 1 < first_seq;
     return *gap ? first_seq : since + 1;
+}
+
+/* A whole decimal token [p, end): false when empty, non-digit or > 2^64-1. */
+static bool parse_u64(const char *p, const char *end, uint64_t *out)
+{
+    if (p == end)
+        return false;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool resume_parse_ack(const char *reply, uint64_t *sseq, uint64_t *pending)
+{
+    static const char prefix[] = "$JS.ACK.";
+    if (!reply || strncmp(reply, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *tok[12];
+    size_t len[12], n = 0;
+    for (const char *p = reply + sizeof prefix - 1;;) {
+        const char *dot = strchr(p, '.');
+        if (n == 12)
+            return false;
+        tok[n] = p;
+        len[n] = dot ? (size_t)(dot - p) : strlen(p);
+        n++;
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    /* v1: 7 tokens after the prefix; v2: 10 (domain, account hash first) */
+    size_t base = n == 7 ? 0 : n == 10 ? 2 : SIZE_MAX;
+    if (base == SIZE_MAX || !len[base] || !len[base + 1])
+        return false;
+    uint64_t delivered, cseq, ts;
+    return parse_u64(tok[base + 2], tok[base + 2] + len[base + 2], &delivered) &&
+           parse_u64(tok[base + 3], tok[base + 3] + len[base + 3], sseq) &&
+           parse_u64(tok[base + 4], tok[base + 4] + len[base + 4], &cseq) &&
+           parse_u64(tok[base + 5], tok[base + 5] + len[base + 5], &ts) &&
+           parse_u64(tok[base + 6], tok[base + 6] + len[base + 6], pending);
 }

@@ -1,6 +1,6 @@
 /* replay: per-subscription reads of a JetStream stream for resume and
  * snapshot (contract §3 "Resume"), paced by the reader.
- * Owns one private thread (the replayer) and, per replay, an ephemeral pull
+ * Owns two private threads (the replayer) and, per replay, an ephemeral pull
  * consumer filtered on the pattern (by start sequence for `since: N`, last
  * per subject for `since: "last"`). Nothing is read without credit: the
  * owner grants a batch of messages when its queue has room, the
@@ -11,7 +11,7 @@
  * It does not own the hand-over to live delivery (resume.h, hub.h).
  *
  * Threads: replay_start/grant/cancel from the owner thread (any single
- * thread); the sink callbacks run on the replayer thread and must only hand
+ * thread); the sink callbacks run on a replayer thread and must only hand
  * their arguments over (they take references). */
 #ifndef HERALD_REPLAY_H
 #define HERALD_REPLAY_H

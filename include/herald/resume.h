@@ -47,6 +47,12 @@ bool resume_on_replayed(resume_state *st, uint64_t seq);
  * live event held back is still ahead of the replay). */
 bool resume_caught_up(resume_state *st, uint64_t gone_upto);
 
+/* The stream sequence and pending count carried by a JetStream message's
+ * reply subject: "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.
+ * <ts>.<pending>" or the v2 form with <domain>.<account hash> after
+ * "$JS.ACK." and a random last token. False if `reply` is not one. */
+bool resume_parse_ack(const char *reply, uint64_t *sseq, uint64_t *pending);
+
 /* Where a `since: N` replay starts, given the stream's first stored
  * sequence: N+1, or first_seq when N+1 is gone (*gap set; then the reply
  * is history_gap with first_seq). since = first_seq-1 is not a gap. */

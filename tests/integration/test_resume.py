@@ -462,3 +462,38 @@ def test_paced_replay_with_a_small_queue(make_herald, nats, nc):
     run(go())
     metrics = h.get("/metrics").body.decode()
     assert "herald_slow_consumers_total 0" in metrics
+
+
+def test_large_replay_batches_never_stall(make_herald, nats, nc):
+    """Replays read in batches larger than the service thread's per-turn
+    share: every turn must come back for what arrived meanwhile (a lost
+    wake-up once stalled replays midway)."""
+    nc.add_stream(STREAM, ["deployments.>"])
+
+    async def fill():
+        from nats.aio.client import Client
+        c = Client()
+        await c.connect(nats.url)
+        js = c.jetstream()
+        for k in range(0, 20000, 2000):
+            await asyncio.gather(*[js.publish("deployments.u42.d1.status", b"1")
+                                   for _ in range(2000)])
+        await c.close()
+    run(fill())
+    h = make_herald(hconfig(), env=ENV, nats_url=nats.url)
+
+    async def go():
+        for rnd in range(3):
+            async with await connect(h, tok=token()) as ws:
+                await recv(ws)
+                await ws.send(json.dumps({"type": "subscribe", "id": "r",
+                                          "subject": "deployments.u42.>", "since": 0}))
+                n = 0
+                while True:
+                    m = await recv(ws, 10)
+                    if m["type"] == "event":
+                        n += 1
+                    elif m["type"] == "synced":
+                        break
+                assert n == 20000 and m["seq"] == 20000
+    run(go())

@@ -151,6 +151,38 @@ static void test_interleavings(void **state)
     }
 }
 
+static void test_parse_ack(void **state)
+{
+    (void)state;
+    uint64_t seq = 0, pend = 0;
+    assert_true(
+        resume_parse_ack("$JS.ACK.DEPLOYMENTS.c1.1.118.7.1765000000000000000.3", &seq, &pend));
+    assert_int_equal(seq, 118);
+    assert_int_equal(pend, 3);
+    assert_true(
+        resume_parse_ack("$JS.ACK.hub.ACCHASH.S.c.2.18446744073709551615.1.5.0.rnd", &seq, &pend));
+    assert_true(seq == UINT64_MAX);
+    assert_int_equal(pend, 0);
+    assert_true(
+        resume_parse_ack("$JS.ACK._.ACCHASH.S.c.2.9.1.5.0.rnd", &seq, &pend)); /* domain _ */
+    assert_int_equal(seq, 9);
+    const char *bad[] = {
+        NULL,
+        "",
+        "_INBOX.x",
+        "$JS.ACK.S.c.1.118.7.1",                    /* 6 tokens */
+        "$JS.ACK.S.c.1.118.7.1.3.4",                /* 8 */
+        "$JS.ACK.S.c.1.1x8.7.1.3",                  /* not a number */
+        "$JS.ACK.S.c.1.18446744073709551616.7.1.3", /* > 2^64-1 */
+        "$JS.ACK.S.c.1..7.1.3",                     /* empty */
+        "$JS.ACK..c.1.118.7.1.3",                   /* empty stream */
+        "$JS.ACK.d.h.S.c.1.118.7.1.3.r.extra.more", /* too many */
+        "$JS.AC.S.c.1.118.7.1.3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(resume_parse_ack(bad[i], &seq, &pend));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_live_ahead_of_replay),
         cmocka_unit_test(test_vanished),
         cmocka_unit_test(test_interleavings),
+        cmocka_unit_test(test_parse_ack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
