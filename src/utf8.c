@@ -1,6 +1,8 @@
 /* utf8: strict UTF-8 decoding shared by subjects and event frames. */
 #include "herald/utf8.h"
 
+#include <string.h>
+
 /* Decode one UTF-8 sequence starting at s[*i] (i < len). Rejects overlong
  * forms, surrogates (U+D800-U+DFFF) and code points above U+10FFFF. On
  * success stores the code point, advances *i and returns true. */
@@ -50,8 +52,13 @@ bool utf8_valid(const void *s, size_t len)
 {
     const unsigned char *p = s;
     uint32_t cp;
-    for (size_t i = 0; i < len;)
-        if (!utf8_next(p, len, &i, &cp))
+    for (size_t i = 0; i < len;) {
+        /* ASCII runs, a word at a time: most payloads are plain JSON. */
+        uint64_t w;
+        while (len - i >= sizeof w && (memcpy(&w, p + i, sizeof w), !(w & 0x8080808080808080ULL)))
+            i += sizeof w;
+        if (i < len && !utf8_next(p, len, &i, &cp))
             return false;
+    }
     return true;
 }

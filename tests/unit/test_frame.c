@@ -639,6 +639,13 @@ static void test_utf8_valid(void **state)
         {"\xf0\x90\x80\x80", 4, true}, /* U+10000 */
         {"\xf4\x8f\xbf\xbf", 4, true}, /* U+10FFFF */
         {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, true},
+        /* around the word-at-a-time ASCII scan */
+        {"abcdefgh\xc3\xa9ijklmnop", 18, true},
+        {"abcdefghijklmnop\xe2\x82\xac", 19, true},
+        {"abcdefgh\xff", 9, false},
+        {"abcdefghijklmno\x80", 16, false},
+        {"abcdefg\xc3", 8, false}, /* truncated at the word's end */
+        {"abcdefgh\xc3", 9, false},
         {"\x80", 1, false}, /* lone continuation */
         {"\xbf", 1, false},
         {"\xc0\x80", 2, false},                 /* overlong NUL */
