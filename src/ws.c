@@ -612,7 +612,7 @@ static void handle_auth(session *s, const wsreq *r)
 {
     ws_server *w = s->srv;
     hjwt_principal p;
-    hjwt_result res = verify_token(w, r->token, strlen(r->token), &p);
+    hjwt_result res = verify_token(w, r->token, r->token_len, &p);
     if (res != HJWT_OK) {
         auth_failure(w, hjwt_result_str(res));
         bool expired = res == HJWT_EXPIRED;

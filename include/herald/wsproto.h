@@ -32,7 +32,8 @@ typedef struct {
     wsreq_type type;
     json_t *root;
     const char *id;      /* NULL when absent */
-    const char *token;   /* auth */
+    const char *token;   /* auth: any string, "" included (the verifier refuses it) */
+    size_t token_len;    /* auth: bytes (may hold NUL) */
     const char *subject; /* subscribe, unsubscribe, publish */
     size_t subject_len;
     bool has_since;     /* subscribe */
@@ -43,7 +44,8 @@ typedef struct {
     size_t bin_len;
 } wsreq;
 
-/* Parse one text frame. On success returns true. On failure returns false,
+/* Parse one text frame. Fields a request type does not define are ignored.
+ * On success returns true. On failure returns false,
  * writes a short reason to `msg`, and sets *id_out to a malloc'ed copy of
  * the request's `id` when one could be read (caller frees), else NULL. The
  * caller answers error `bad_request`. On success *id_out is NULL (use out->id). */

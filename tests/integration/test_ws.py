@@ -120,6 +120,38 @@ def test_bad_token_in_auth_frame(wsh):
     run(go())
 
 
+def test_empty_token_in_auth_frame_is_a_bad_token(wsh):
+    """v1.2 §3: an empty-string token (or one hiding a NUL) is a bad token:
+    unauthorized and close 4001, not bad_request."""
+    async def go():
+        for tok in ["", "good\u0000junk"]:
+            async with await connect(wsh) as ws:
+                await recv(ws)
+                await ws.send(json.dumps({"type": "auth", "id": "e", "token": tok}))
+                code, frames = await closed_with(ws)
+                assert code == 4001, (tok, code, frames)
+                assert frames[0]["code"] == "unauthorized" and frames[0]["id"] == "e"
+    run(go())
+
+
+def test_undefined_fields_are_ignored(wsh):
+    """v1.2 §3: fields a request type does not define are ignored."""
+    async def go():
+        async with await connect(wsh) as ws:
+            await recv(ws)
+            r = await call(ws, {"type": "ping", "id": "p", "extra": 1, "trace": {"a": [1]}})
+            assert r == {"type": "pong", "id": "p"}
+            r = await call(ws, {"type": "subscribe", "id": "s", "subject": "public.x",
+                                "data": 1, "hint": "newer-client"})
+            assert r["type"] == "ok"
+            r = await call(ws, {"type": "unsubscribe", "id": "u", "subject": "public.x",
+                                "since": "whatever"})
+            assert r["type"] == "ok"
+            r = await call(ws, {"type": "auth", "id": "a", "token": token(), "x": True})
+            assert r["type"] == "ready"
+    run(go())
+
+
 def test_token_expiry_closes_session(wsh):
     async def go():
         async with await connect(wsh, tok=token(exp_in=2)) as ws:
@@ -380,7 +412,7 @@ def test_bad_frames_keep_connection_open(wsh):
             await recv(ws)
             cases = ["not json", "[1,2]", '"str"', "42", '{"id":"7"}', '{"type":"nope","id":"8"}',
                      '{"type":"subscribe","id":"9"}', '{"type":"subscribe","id":"10","subject":5}',
-                     '{"type":"ping","id":11}', '{"type":"ping","id":"12","extra":1}',
+                     '{"type":"ping","id":11}',
                      '{"type":"ping","id":"13","id":"13"}']
             for c in cases:
                 await ws.send(c)
