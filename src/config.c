@@ -705,8 +705,9 @@ static bool no_entries(const json_t *v)
 static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
                           const char *path)
 {
-    static const char *const keys[] = {"verify",  "subject",        "type",          "delivery",
-                                       "publish", "max_body_bytes", "content_types", NULL};
+    static const char *const keys[] = {"verify",   "subject", "type",           "id",
+                                       "delivery", "publish", "max_body_bytes", "content_types",
+                                       NULL};
     static const char *const schemes[] = {"standard-webhooks", "github", "stripe", "slack",
                                           "hmac-sha256",       "bearer", NULL};
     static const char *const deliveries[] = {"auto", "jetstream", "core", NULL};
@@ -724,6 +725,11 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
     if (w->type) {
         join(p, path, "type");
         check_template(c, p, w->type, false);
+    }
+    w->id = get_str(c, o, "id", path, NULL);
+    if (w->id) {
+        join(p, path, "id");
+        check_template(c, p, w->id, false);
     }
     w->delivery = (hr_delivery)get_enum(c, o, "delivery", path, deliveries, 0);
     w->max_body_bytes = get_int(c, o, "max_body_bytes", path, 1, 67108864, 1048576);
@@ -1097,6 +1103,7 @@ static void free_webhook(hr_webhook_conf *w)
     free_strv(w->tokens, w->ntokens);
     free(w->subject);
     free(w->type);
+    free(w->id);
     json_decref(w->publish);
     free_strv(w->content_types, w->ncontent_types);
 }

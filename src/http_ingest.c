@@ -44,22 +44,33 @@ typedef enum {
     O_FORBIDDEN,
     O_UNAVAILABLE,
     O_RATE_LIMITED,
+    O_URL_VERIFICATION, /* Slack's handshake answered; nothing published */
     O_COUNT,
 } outcome;
 
-static const char *const outcome_names[O_COUNT] = {
-    "accepted",    "duplicate",           "bad_signature", "too_large",   "unsupported_media_type",
-    "bad_request", "unbuildable_subject", "forbidden",     "unavailable", "rate_limited"};
+static const char *const outcome_names[O_COUNT] = {"accepted",
+                                                   "duplicate",
+                                                   "bad_signature",
+                                                   "too_large",
+                                                   "unsupported_media_type",
+                                                   "bad_request",
+                                                   "unbuildable_subject",
+                                                   "forbidden",
+                                                   "unavailable",
+                                                   "rate_limited",
+                                                   "url_verification"};
 
 typedef struct {
     const hr_webhook_conf *conf;
     wv_config *wv;
     whtmpl *subject;
     whtmpl *type;           /* NULL = the scheme's default */
+    whtmpl *id;             /* delivery id; NULL = the scheme's default */
     perms_table *pub_table; /* the source's `publish` rules, or NULL */
     perms_set *pub;         /* expanded once (no claims) */
     bool tmpl_json;         /* a {json:} placeholder needs the parsed body */
-    bool body_json;         /* the parsed body is wanted (stripe id, default type) */
+    bool body_json; /* the parsed body is wanted (stripe id, default type, slack event_id and
+                       url_verification) */
     metrics_cell *m[O_COUNT];
 } wh_source;
 
@@ -382,6 +393,85 @@ static const char *verify_detail(wv_result r)
     }
 }
 
+/* Slack's Events API handshake: {"type":"url_verification","challenge":…}. */
+static bool is_url_verification(const json_t *doc)
+{
+    const char *t = json_string_value(json_object_get(doc, "type"));
+    return t && strcmp(t, "url_verification") == 0;
+}
+
+/* Answer the (verified) handshake with 200 {"challenge": …}; nothing is
+ * published. Slack registers the Request URL only after this answer. */
+static enum MHD_Result slack_url_verification(hi_req *q, const json_t *doc, int *status)
+{
+    const json_t *ch = json_object_get(doc, "challenge");
+    if (!json_is_string(ch))
+        return problem(q, status, 400, O_BAD_REQUEST, "bad-body",
+                       "a url_verification request needs a string challenge");
+    json_t *o = json_pack("{s:O}", "challenge", ch);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = MHD_queue_response(q->conn, 200, resp);
+    MHD_destroy_response(resp);
+    count(q, O_URL_VERIFICATION);
+    q->phase = PH_ANSWERED;
+    *status = 200;
+    return ret;
+}
+
+/* The delivery id (ce-id, Nats-Msg-Id) into q->id: the source's `id`
+ * template when set (its value must pass id_ok, else false: 422), else the
+ * scheme's rule, then Idempotency-Key, then a generated UUID. */
+static bool delivery_id(hi_req *q, const json_t *doc)
+{
+    wh_source *s = q->src;
+    struct MHD_Connection *c = q->conn;
+    if (s->id) {
+        size_t n = 0;
+        return whtmpl_render_raw(s->id, s->conf->name, conn_header, c, doc, q->id, sizeof q->id,
+                                 &n) == WHT_OK &&
+               id_ok(q->id);
+    }
+    const char *id = NULL;
+    const json_t *v;
+    switch (wv_config_scheme(s->wv)) {
+    case WV_SCHEME_STANDARD_WEBHOOKS:
+        id = conn_header(c, "webhook-id");
+        if (!id)
+            id = conn_header(c, "svix-id");
+        break;
+    case WV_SCHEME_GITHUB:
+        id = conn_header(c, "X-GitHub-Delivery");
+        break;
+    case WV_SCHEME_STRIPE:
+        v = json_object_get(doc, "id");
+        id = json_is_string(v) ? json_string_value(v) : NULL;
+        break;
+    case WV_SCHEME_SLACK: /* Events API */
+        v = json_object_get(doc, "event_id");
+        id = json_is_string(v) ? json_string_value(v) : NULL;
+        break;
+    default:
+        break;
+    }
+    if (!id_ok(id))
+        id = conn_header(c, "Idempotency-Key");
+    if (id_ok(id))
+        snprintf(q->id, sizeof q->id, "%s", id);
+    else
+        ingest_uuid(q->id);
+    return true;
+}
+
 static enum MHD_Result webhook_final(hi_req *q, int *status)
 {
     wh_source *s = q->src;
@@ -412,6 +502,11 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
         if (!doc && s->tmpl_json)
             return problem(q, status, 400, O_BAD_REQUEST, "bad-body",
                            "the body is not JSON, but the subject template reads it");
+    }
+    if (wv_config_scheme(s->wv) == WV_SCHEME_SLACK && is_url_verification(doc)) {
+        enum MHD_Result r = slack_url_verification(q, doc, status);
+        json_decref(doc);
+        return r;
     }
     enum MHD_Result ret;
     natsMsg *msg = NULL;
@@ -445,37 +540,17 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
         else
             snprintf(type, sizeof type, "herald.webhook.%s", s->conf->name);
     }
+    if (!delivery_id(q, doc)) {
+        ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-id",
+                      "the delivery id template cannot be resolved from this request to 1-256 "
+                      "printable ASCII characters without spaces");
+        goto out;
+    }
     if (s->pub && !perms_can_publish(s->pub, q->subject, sl)) {
         ret = problem(q, status, 403, O_FORBIDDEN, "forbidden",
                       "this source may not publish to the resolved subject");
         goto out;
     }
-    /* The delivery id. */
-    const char *id = NULL;
-    switch (wv_config_scheme(s->wv)) {
-    case WV_SCHEME_STANDARD_WEBHOOKS:
-        id = conn_header(c, "webhook-id");
-        if (!id)
-            id = conn_header(c, "svix-id");
-        break;
-    case WV_SCHEME_GITHUB:
-        id = conn_header(c, "X-GitHub-Delivery");
-        break;
-    case WV_SCHEME_STRIPE: {
-        const json_t *v = json_object_get(doc, "id");
-        id = json_is_string(v) ? json_string_value(v) : NULL;
-        break;
-    }
-    default:
-        break;
-    }
-    if (!id_ok(id))
-        id = conn_header(c, "Idempotency-Key");
-    if (id_ok(id))
-        snprintf(q->id, sizeof q->id, "%s", id);
-    else
-        ingest_uuid(q->id);
-
     char source[80], now[40];
     snprintf(source, sizeof source, "/webhooks/%s", s->conf->name);
     net_rfc3339_now(now, sizeof now);
@@ -729,12 +804,13 @@ static void source_free(wh_source *s)
     wv_config_free(s->wv);
     whtmpl_free(s->subject);
     whtmpl_free(s->type);
+    whtmpl_free(s->id);
     perms_set_free(s->pub);
     perms_table_free(s->pub_table);
 }
 
-static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_family *fam, char *err,
-                             size_t errlen)
+static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_family *fam,
+                             ingest *ing, char *err, size_t errlen)
 {
     s->conf = w;
     wv_scheme sc;
@@ -768,12 +844,15 @@ static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_fam
         return st;
     }
     if (whtmpl_compile(w->subject, &s->subject) != HR_OK ||
-        (w->type && whtmpl_compile(w->type, &s->type) != HR_OK)) {
+        (w->type && whtmpl_compile(w->type, &s->type) != HR_OK) ||
+        (w->id && whtmpl_compile(w->id, &s->id) != HR_OK)) {
         snprintf(err, errlen, "webhooks.%s: invalid template", w->name);
         return HR_ERR_INVALID;
     }
-    s->tmpl_json = whtmpl_needs_json(s->subject) || whtmpl_needs_json(s->type);
-    s->body_json = sc == WV_SCHEME_STRIPE || (!w->type && sc == WV_SCHEME_STANDARD_WEBHOOKS);
+    s->tmpl_json =
+        whtmpl_needs_json(s->subject) || whtmpl_needs_json(s->type) || whtmpl_needs_json(s->id);
+    s->body_json = sc == WV_SCHEME_STRIPE || sc == WV_SCHEME_SLACK ||
+                   (!w->type && sc == WV_SCHEME_STANDARD_WEBHOOKS);
     if (w->publish) {
         json_t *roles = json_pack("{s:{s:O}}", "source", "publish", w->publish);
         s->pub_table = roles ? perms_table_new(roles, NULL, NULL) : NULL;
@@ -784,6 +863,14 @@ static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_fam
             snprintf(err, errlen, "webhooks.%s.publish: cannot compile", w->name);
             return HR_ERR_INVALID;
         }
+    }
+    /* A source a stream may store: warn when that stream's duplicate window
+     * is shorter than senders retry. */
+    char pat[SUBJECT_MAX_BYTES + 1];
+    if (w->delivery != DELIVERY_CORE && whtmpl_pattern(s->subject, w->name, pat, sizeof pat) &&
+        ing && ingest_watch_dedup(ing, w->name, pat) != HR_OK) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
     }
     for (int o = 0; o < O_COUNT; o++) {
         const char *labels[] = {w->name, outcome_names[o]};
@@ -828,7 +915,7 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     }
     for (size_t i = 0; i < deps->cfg->nwebhooks; i++) {
         h->nsrc = i + 1;
-        st = source_init(&h->src[i], &deps->cfg->webhooks[i], fam, err, errlen);
+        st = source_init(&h->src[i], &deps->cfg->webhooks[i], fam, h->ing, err, errlen);
         if (st != HR_OK)
             goto fail;
     }

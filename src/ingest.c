@@ -37,12 +37,18 @@ typedef struct {
     char *name;
     char **subjects;
     size_t nsubjects;
+    int64_t dup_window_s; /* duplicate_window in seconds (0 when not reported) */
 } stream_info;
 
 typedef struct {
     stream_info *v;
     size_t n;
 } stream_list;
+
+typedef struct {
+    char *source;
+    char *pattern; /* every subject the source's template can render */
+} dedup_watch;
 
 struct ingest {
     const hr_config *cfg;
@@ -78,6 +84,12 @@ struct ingest {
     pthread_t flusher;
     bool flusher_running;
     metrics_cell *m_pub_core, *m_pub_js, *m_ack;
+    /* Sources whose events a stream may store, checked against every fresh
+     * stream list for a duplicate window shorter than senders retry
+     * (guarded by smu). */
+    dedup_watch *watches;
+    size_t nwatches;
+    metrics_family *m_dup_window;
 };
 
 void ingest_uuid(char out[37])
@@ -269,6 +281,11 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
     g->m_ack = metrics_cell0(
         metrics_histogram(m, "herald_jetstream_ack_duration_seconds",
                           "Time from an async JetStream publish to its PubAck.", NULL, bounds, nb));
+    g->m_dup_window = metrics_gauge(
+        m, "herald_webhook_stream_duplicate_window_seconds",
+        "Duplicate window of each stream that may store a webhook source's events (below 3600 a "
+        "sender's retry can be stored twice).",
+        "source,stream");
     natsConnection *nc = bus_conn(b);
     if (nc) {
         jsOptions jo;
@@ -336,6 +353,8 @@ static bool parse_page(const json_t *resp, stream_list *out, size_t *total)
         stream_info *si = &out->v[out->n];
         memset(si, 0, sizeof *si);
         si->name = strdup(name);
+        json_int_t dw = json_integer_value(json_object_get(cfg, "duplicate_window"));
+        si->dup_window_s = dw > 0 ? (int64_t)(dw / 1000000000) : 0;
         si->subjects = calloc(json_array_size(subs) + 1, sizeof(char *));
         if (!si->name || !si->subjects) {
             free(si->name);
@@ -391,6 +410,40 @@ static int fetch_streams(ingest *g, stream_list *out, const char **why)
     return 0;
 }
 
+/* Caller holds smu. For every watched source and every stream that may
+ * store its events: the stream's duplicate window as a gauge, and a warning
+ * whenever it is newly seen (or changed) and shorter than senders retry. */
+static void check_dedup_windows_locked(ingest *g)
+{
+    for (size_t w = 0; w < g->nwatches; w++) {
+        const dedup_watch *dw = &g->watches[w];
+        size_t pl = strlen(dw->pattern);
+        for (size_t i = 0; i < g->streams.n; i++) {
+            const stream_info *si = &g->streams.v[i];
+            bool captures = false;
+            for (size_t k = 0; k < si->nsubjects && !captures; k++) {
+                const char *p = si->subjects[k];
+                captures = subject_pattern_valid(p, strlen(p)) &&
+                           subject_intersects(p, strlen(p), dw->pattern, pl);
+            }
+            if (!captures || si->dup_window_s <= 0)
+                continue;
+            const char *labels[] = {dw->source, si->name};
+            metrics_cell *cell = metrics_cell_get(g->m_dup_window, labels);
+            if (!cell || metrics_value(cell) == si->dup_window_s)
+                continue;
+            metrics_set(cell, si->dup_window_s);
+            if (si->dup_window_s < INGEST_DEDUP_HORIZON_S)
+                log_warn("a webhook source's stream deduplicates for less than senders retry: a "
+                         "redelivery after the window is stored twice (raise the stream's "
+                         "duplicate_window)",
+                         "{s:s, s:s, s:I, s:i}", "source", dw->source, "stream", si->name,
+                         "duplicate_window_s", (json_int_t)si->dup_window_s, "recommended_s",
+                         INGEST_DEDUP_HORIZON_S);
+        }
+    }
+}
+
 /* Fetch and install a fresh list. */
 static int refresh_streams(ingest *g, const char **why)
 {
@@ -402,6 +455,7 @@ static int refresh_streams(ingest *g, const char **why)
     g->streams = fresh;
     g->streams_ms = net_now_ms();
     g->streams_stale = false;
+    check_dedup_windows_locked(g);
     pthread_mutex_unlock(&g->smu);
     stream_list_free(&old);
     return 0;
@@ -414,7 +468,8 @@ static void streams_mark_stale(ingest *g)
     pthread_mutex_unlock(&g->smu);
 }
 
-/* Background refresh every STREAMS_REFRESH_MS. */
+/* Background refresh every STREAMS_REFRESH_MS; every second until the
+ * first list has been read (so startup checks run soon after connecting). */
 static void *refresher_main(void *arg)
 {
     ingest *g = arg;
@@ -422,7 +477,7 @@ static void *refresher_main(void *arg)
     while (!g->refresher_stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += STREAMS_REFRESH_MS / 1000;
+        ts.tv_sec += g->streams_ms ? STREAMS_REFRESH_MS / 1000 : 1;
         pthread_cond_timedwait(&g->refresh_cv, &g->smu, &ts);
         if (g->refresher_stop)
             break;
@@ -482,6 +537,30 @@ static int lookup_stream(ingest *g, const char *subject, bool required, char *ou
     rc = match_locked(g, subject, out, cap);
     pthread_mutex_unlock(&g->smu);
     return rc;
+}
+
+hr_status ingest_watch_dedup(ingest *g, const char *source, const char *pattern)
+{
+    pthread_mutex_lock(&g->smu);
+    hr_status st = HR_ERR_NOMEM;
+    dedup_watch *v = realloc(g->watches, (g->nwatches + 1) * sizeof *v);
+    if (v) {
+        g->watches = v;
+        dedup_watch *w = &v[g->nwatches];
+        w->source = strdup(source);
+        w->pattern = strdup(pattern);
+        if (w->source && w->pattern) {
+            g->nwatches++;
+            st = HR_OK;
+            if (g->streams_ms)
+                check_dedup_windows_locked(g);
+        } else {
+            free(w->source);
+            free(w->pattern);
+        }
+    }
+    pthread_mutex_unlock(&g->smu);
+    return st;
 }
 
 /* ---- publishing --------------------------------------------------------- */
@@ -645,6 +724,11 @@ void ingest_free(ingest *g)
         pthread_join(g->refresher, NULL);
     jsCtx_Destroy(g->js);
     stream_list_free(&g->streams);
+    for (size_t i = 0; i < g->nwatches; i++) {
+        free(g->watches[i].source);
+        free(g->watches[i].pattern);
+    }
+    free(g->watches);
     pthread_mutex_destroy(&g->smu);
     pthread_cond_destroy(&g->refresh_cv);
     pthread_cond_destroy(&g->flush_cv);

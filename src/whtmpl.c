@@ -203,8 +203,8 @@ static bool multi_value_valid(const char *v, size_t len)
     return true;
 }
 
-whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
-                            const json_t *body, char *out, size_t cap, size_t *outlen)
+static whtmpl_result render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
+                            const json_t *body, bool check, char *out, size_t cap, size_t *outlen)
 {
     size_t n = 0;
     char val[PLACEHOLDER_VALUE_MAX * WHTMPL_MAX_PARTS + WHTMPL_MAX_PARTS + 1];
@@ -239,7 +239,7 @@ whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_f
             break;
         }
         }
-        if (pt->kind != P_LITERAL) {
+        if (check && pt->kind != P_LITERAL) {
             bool ok =
                 pt->multi ? multi_value_valid(v, vlen) : subject_placeholder_value_valid(v, vlen);
             if (!ok)
@@ -254,4 +254,70 @@ whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_f
     if (outlen)
         *outlen = n;
     return WHT_OK;
+}
+
+whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
+                            const json_t *body, char *out, size_t cap, size_t *outlen)
+{
+    return render(t, source, hdr, hctx, body, true, out, cap, outlen);
+}
+
+whtmpl_result whtmpl_render_raw(const whtmpl *t, const char *source, whtmpl_header_fn hdr,
+                                void *hctx, const json_t *body, char *out, size_t cap,
+                                size_t *outlen)
+{
+    return render(t, source, hdr, hctx, body, false, out, cap, outlen);
+}
+
+/* ---- the subjects a template can produce ------------------------------------ */
+
+#define MARK_ONE   '\x01' /* a placeholder yielding one token (or part of one) */
+#define MARK_MULTI '\x02' /* a {+...} placeholder: one or more tokens */
+
+bool whtmpl_pattern(const whtmpl *t, const char *source, char *out, size_t cap)
+{
+    char tmp[SUBJECT_MAX_BYTES + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < t->nparts; i++) {
+        const part *pt = &t->parts[i];
+        const char *v = pt->kind == P_LITERAL ? pt->text : pt->kind == P_SOURCE ? source : NULL;
+        char mark = pt->multi ? MARK_MULTI : MARK_ONE;
+        size_t vlen = v ? strlen(v) : 1;
+        if (n + vlen >= sizeof tmp)
+            return false;
+        if (v)
+            memcpy(tmp + n, v, vlen);
+        else
+            tmp[n] = mark;
+        n += vlen;
+    }
+    tmp[n] = '\0';
+    /* Token by token: a token holding a placeholder matches any one token;
+     * a {+...} placeholder may yield several, so the pattern ends there. */
+    size_t o = 0;
+    for (char *tok = tmp, *end;; tok = end + 1) {
+        end = strchr(tok, '.');
+        size_t tl = end ? (size_t)(end - tok) : strlen(tok);
+        const char *w = tok;
+        size_t wl = tl;
+        bool last = !end;
+        if (memchr(tok, MARK_MULTI, tl)) {
+            w = ">";
+            wl = 1;
+            last = true;
+        } else if (memchr(tok, MARK_ONE, tl)) {
+            w = "*";
+            wl = 1;
+        }
+        if (o + wl + 2 > cap)
+            return false;
+        if (o)
+            out[o++] = '.';
+        memcpy(out + o, w, wl);
+        o += wl;
+        if (last)
+            break;
+    }
+    out[o] = '\0';
+    return subject_pattern_valid(out, o);
 }

@@ -53,6 +53,7 @@ typedef struct {
     size_t ntokens;
     char *subject; /* subject template */
     char *type;    /* ce-type template or NULL for the scheme default */
+    char *id;      /* delivery-id template or NULL for the scheme default */
     hr_delivery delivery;
     json_t *publish; /* {allow,deny} or NULL */
     int64_t max_body_bytes;

@@ -63,6 +63,18 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m);
  * returns). */
 bool ingest_publish(ingest *g, natsMsg **msg, hr_delivery d, ingest_op *op);
 
+/* Senders retry for hours; JetStream deduplicates a Nats-Msg-Id only within
+ * a stream's duplicate_window (default two minutes). */
+#define INGEST_DEDUP_HORIZON_S 3600
+
+/* Watch the streams that may store `source`'s events (subjects matching
+ * `pattern`): whenever the stream list is read, each such stream's
+ * duplicate window is exposed as
+ * herald_webhook_stream_duplicate_window_seconds{source,stream}, and a
+ * window shorter than INGEST_DEDUP_HORIZON_S is logged as a warning (once
+ * per value). Call at startup, from any thread. */
+hr_status ingest_watch_dedup(ingest *g, const char *source, const char *pattern);
+
 /* Shutdown step (after the HTTP daemon is quiesced): refuse new publishes,
  * flush and answer the queued core publishes, wait up to timeout_ms for
  * outstanding PubAcks, then finish every op still waiting with 503 (calling

@@ -48,6 +48,20 @@ bool whtmpl_needs_json(const whtmpl *t);
 whtmpl_result whtmpl_render(const whtmpl *t, const char *source, whtmpl_header_fn hdr, void *hctx,
                             const json_t *body, char *out, size_t cap, size_t *outlen);
 
+/* Like whtmpl_render, but placeholder values are inserted as they are,
+ * without the placeholder-value rules (the caller validates the whole
+ * result: a delivery id allows '.', for instance). */
+whtmpl_result whtmpl_render_raw(const whtmpl *t, const char *source, whtmpl_header_fn hdr,
+                                void *hctx, const json_t *body, char *out, size_t cap,
+                                size_t *outlen);
+
+/* A NATS pattern covering every subject template t can render for this
+ * source: each token holding a placeholder becomes '*', and a {+...}
+ * placeholder (one or more tokens) ends the pattern with '>'. So
+ * "webhooks.{source}.{+json:/type}" for "billing" is "webhooks.billing.>".
+ * False when the result does not fit cap or is not a valid pattern. */
+bool whtmpl_pattern(const whtmpl *t, const char *source, char *out, size_t cap);
+
 /* RFC 6901: the value `ptr` designates in `doc`, or NULL. "" is the whole
  * document; "~1" is '/', "~0" is '~'; array indexes are decimal without
  * leading zeros ("-" designates nothing). Borrowed reference. */

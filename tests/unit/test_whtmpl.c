@@ -168,12 +168,80 @@ static void test_json_pointer(void **state)
     json_decref(v);
 }
 
+/* Delivery-id templates: values inserted as they are (the caller checks
+ * the whole id), still resolved from headers and the body. */
+static void test_render_raw(void **state)
+{
+    (void)state;
+    whtmpl *t = NULL;
+    assert_int_equal(whtmpl_compile("{header:X-Shopify-Webhook-Id}", &t), HR_OK);
+    const char *kv[] = {"x-shopify-webhook-id", "b54557e4.bdd9*>", NULL};
+    char out[64];
+    size_t n = 0;
+    assert_int_equal(whtmpl_render_raw(t, "s", hdr, (void *)kv, NULL, out, sizeof out, &n), WHT_OK);
+    assert_string_equal(out, "b54557e4.bdd9*>");
+    assert_int_equal(n, 15);
+    /* the checked form refuses the same value */
+    assert_int_equal(whtmpl_render(t, "s", hdr, (void *)kv, NULL, out, sizeof out, &n),
+                     WHT_UNRESOLVED);
+    const char *none[] = {NULL};
+    assert_int_equal(whtmpl_render_raw(t, "s", hdr, (void *)none, NULL, out, sizeof out, &n),
+                     WHT_UNRESOLVED);
+    assert_int_equal(whtmpl_render_raw(t, "s", hdr, (void *)kv, NULL, out, 4, &n), WHT_TOO_LONG);
+    whtmpl_free(t);
+    assert_int_equal(whtmpl_compile("{json:/event_id}", &t), HR_OK);
+    json_t *doc = json_loads("{\"event_id\":\"Ev0A.1\",\"n\":{}}", 0, NULL);
+    assert_int_equal(whtmpl_render_raw(t, "s", hdr, NULL, doc, out, sizeof out, &n), WHT_OK);
+    assert_string_equal(out, "Ev0A.1");
+    json_decref(doc);
+    doc = json_loads("{\"event_id\":{}}", 0, NULL);
+    assert_int_equal(whtmpl_render_raw(t, "s", hdr, NULL, doc, out, sizeof out, &n),
+                     WHT_UNRESOLVED);
+    json_decref(doc);
+    whtmpl_free(t);
+}
+
+static void pattern_is(const char *tmpl, const char *want)
+{
+    whtmpl *t = NULL;
+    assert_int_equal(whtmpl_compile(tmpl, &t), HR_OK);
+    char out[256];
+    bool ok = whtmpl_pattern(t, "billing", out, sizeof out);
+    if (want) {
+        assert_true(ok);
+        assert_string_equal(out, want);
+    } else {
+        assert_false(ok);
+    }
+    whtmpl_free(t);
+}
+
+static void test_pattern(void **state)
+{
+    (void)state;
+    pattern_is("core.small", "core.small");
+    pattern_is("webhooks.{source}.events", "webhooks.billing.events");
+    pattern_is("webhooks.{source}.{+json:/type}", "webhooks.billing.>");
+    pattern_is("webhooks.github.{header:X-GitHub-Event}", "webhooks.github.*");
+    pattern_is("a.x{header:H}y.b", "a.*.b");
+    pattern_is("a.{+header:H}.b", "a.>");
+    pattern_is("{json:/a}{json:/b}.c", "*.c");
+    pattern_is("{source}", "billing");
+    /* too long for the output */
+    whtmpl *t = NULL;
+    assert_int_equal(whtmpl_compile("aaaa.bbbb.{header:H}", &t), HR_OK);
+    char small[8];
+    assert_false(whtmpl_pattern(t, "s", small, sizeof small));
+    whtmpl_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile),      cmocka_unit_test(test_render_basic),
         cmocka_unit_test(test_render_json),  cmocka_unit_test(test_plus_limits),
-        cmocka_unit_test(test_json_pointer),
+        cmocka_unit_test(test_json_pointer), cmocka_unit_test(test_render_raw),
+        cmocka_unit_test(test_pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
