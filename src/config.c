@@ -396,6 +396,15 @@ static bool check_hex64(ctx_t *c, const char *path, const char *s)
     return ok;
 }
 
+static bool check_cidr(ctx_t *c, const char *path, const char *s)
+{
+    cip_cidr r;
+    bool ok = cip_parse_cidr(s, &r);
+    if (!ok)
+        problem(c, path, "must be an IPv4 or IPv6 address or CIDR like \"10.0.0.0/8\"");
+    return ok;
+}
+
 static bool check_content_type(ctx_t *c, const char *path, const char *s)
 {
     const char *slash = strchr(s, '/');
@@ -473,7 +482,8 @@ static bool check_template(ctx_t *c, const char *path, const char *t, bool subje
 
 static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {"listen", "retry_after_s", "static_dir", NULL};
+    static const char *const keys[] = {"listen", "retry_after_s", "static_dir", "trusted_proxies",
+                                       NULL};
     const json_t *o = get_obj(c, root, "http", "");
     if (o)
         check_keys(c, o, "http", keys);
@@ -483,6 +493,15 @@ static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
     cfg->static_dir = get_str(c, o, "static_dir", "http", NULL);
     if (!cfg->static_dir && env_dir && *env_dir)
         cfg->static_dir = strdup(env_dir);
+    char **cidrs;
+    size_t n;
+    if (!get_strv(c, o, "trusted_proxies", "http", &cidrs, &n, check_cidr))
+        return;
+    cfg->trusted_proxies = n ? calloc(n, sizeof *cfg->trusted_proxies) : NULL;
+    for (size_t i = 0; cfg->trusted_proxies && i < n; i++)
+        if (cip_parse_cidr(cidrs[i], &cfg->trusted_proxies[cfg->ntrusted_proxies]))
+            cfg->ntrusted_proxies++;
+    free_strv(cidrs, n);
 }
 
 static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
@@ -1113,6 +1132,7 @@ void config_free(hr_config *c)
     if (!c)
         return;
     free(c->static_dir);
+    free(c->trusted_proxies);
     free_strv(c->allowed_origins, c->nallowed_origins);
     free(c->ws_auth_cookie);
     free_strv(c->nats_servers, c->nnats_servers);

@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "herald/clientip.h"
 #include "herald/http_ingest.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
@@ -51,12 +55,13 @@ struct http_req {
     http_server *srv;
     const route *route;
     const char *label;
-    int status;      /* status of the queued response */
-    bool started;    /* first handler call seen */
-    bool bad_path;   /* raw URI held a percent-encoded control byte */
-    size_t uri_len;  /* raw request-target length */
-    bool after_stop; /* its request line arrived after shutdown began */
-    hi_req *ingest;  /* state of a body route (webhooks, publish API) */
+    int status;                /* status of the queued response */
+    bool started;              /* first handler call seen */
+    bool bad_path;             /* raw URI held a percent-encoded control byte */
+    size_t uri_len;            /* raw request-target length */
+    bool after_stop;           /* its request line arrived after shutdown began */
+    hi_req *ingest;            /* state of a body route (webhooks, publish API) */
+    char client[CIP_TEXT_MAX]; /* the client address herald believes (for logs) */
 };
 
 struct http_server {
@@ -121,10 +126,7 @@ static const char *status_title(int status)
     }
 }
 
-/* RFC 9457 problem+json. `extra_header`/`extra_value` may be NULL. */
-static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int status,
-                                    const char *slug, const char *detail, const char *extra_header,
-                                    const char *extra_value, bool close_conn)
+char *http_problem_text(int status, const char *slug, const char *detail)
 {
     char type[128];
     snprintf(type, sizeof type, "urn:herald:problem:%s", slug);
@@ -132,6 +134,15 @@ static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int s
                           "status", status, "detail", detail);
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
+    return text;
+}
+
+/* RFC 9457 problem+json. `extra_header`/`extra_value` may be NULL. */
+static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int status,
+                                    const char *slug, const char *detail, const char *extra_header,
+                                    const char *extra_value, bool close_conn)
+{
+    char *text = http_problem_text(status, slug, detail);
     if (!text)
         return MHD_NO;
     struct MHD_Response *resp =
@@ -157,6 +168,63 @@ enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *s
                              bool close_conn)
 {
     return send_problem(NULL, c, status, slug, detail, extra_header, extra_value, close_conn);
+}
+
+/* ---- the client address ------------------------------------------------------ */
+
+/* Every X-Forwarded-For line, joined with ',' in order (RFC 9110 §5.3). */
+typedef struct {
+    char buf[2048];
+    size_t len;
+    bool overflow;
+} xff_join;
+
+static enum MHD_Result join_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    xff_join *j = cls;
+    (void)kind;
+    if (strcasecmp(key, "X-Forwarded-For") != 0 || !value)
+        return MHD_YES;
+    size_t vl = strlen(value);
+    if (j->len + vl + 2 > sizeof j->buf) {
+        j->overflow = true; /* not believed at all: see http_client_ip */
+        return MHD_YES;
+    }
+    if (j->len)
+        j->buf[j->len++] = ',';
+    memcpy(j->buf + j->len, value, vl + 1);
+    j->len += vl;
+    return MHD_YES;
+}
+
+void http_client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, size_t cap)
+{
+    char peer[CIP_TEXT_MAX] = "unknown";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+    }
+    if (!cfg->ntrusted_proxies || !cip_trusted(cfg->trusted_proxies, cfg->ntrusted_proxies, peer)) {
+        cip_client(NULL, 0, peer, NULL, out, cap);
+        return;
+    }
+    xff_join *j = malloc(sizeof *j);
+    if (j) {
+        j->len = 0;
+        j->overflow = false;
+        j->buf[0] = '\0';
+        MHD_get_connection_values(c, MHD_HEADER_KIND, join_xff, j);
+    }
+    /* an over-long header is not believed: the trusted proxy is the client */
+    cip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, peer,
+               j && !j->overflow && j->len ? j->buf : NULL, out, cap);
+    free(j);
 }
 
 /* ---- operational routes --------------------------------------------------- */
@@ -440,6 +508,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* allocation failed in on_uri */
     if (!r->started) {
         r->started = true;
+        http_client_ip(c, s->deps.cfg, r->client, sizeof r->client);
         /* Shutting down: a new request on a kept-alive connection is not
          * taken (in-flight ones finish); the client retries elsewhere. */
         if (r->after_stop) {
@@ -511,6 +580,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         snprintf(code, sizeof code, "none");
     const char *labels[] = {r->label, code};
     metrics_inc_labels(s->m_requests, labels, 1);
+    /* Refused requests name the client herald believed (behind trusted
+     * proxies: the X-Forwarded-For address, which per-IP limits use). */
+    if (r->status >= 400 && log_enabled(LOG_INFO))
+        log_info("request refused", "{s:s, s:i, s:s}", "route", r->label, "status", r->status,
+                 "client", r->client[0] ? r->client : "unknown");
     http_ingest_req_free(r->ingest);
     atomic_fetch_sub(&s->inflight, 1);
     free(r);

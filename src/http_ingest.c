@@ -13,6 +13,8 @@
 #include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "herald/cloudevent.h"
 #include "herald/ingest.h"
@@ -25,13 +27,19 @@
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
 
-#define HEADROOM        4096        /* bytes of max_payload kept for herald's headers */
-#define MAX_ID_LEN      256         /* longest delivery id taken from a request */
-#define MAX_CTYPE_LEN   256         /* longest Content-Type republished as a NATS header */
-#define TOO_LARGE_GRACE (64 * 1024) /* bytes discarded past the limit before hanging up */
-#define MAX_TYPE_LEN    1024
-#define MAX_API_KEY     4096
-#define MAX_JWT_LEN     8192
+#define HEADROOM      4096 /* bytes of max_payload kept for herald's headers */
+#define MAX_ID_LEN    256  /* longest delivery id taken from a request */
+#define MAX_CTYPE_LEN 256  /* longest Content-Type republished as a NATS header */
+/* A chunked upload that passes its limit is answered 413 at once, written
+ * to the socket, which is then half-closed; the rest of the body is read
+ * and discarded (lingering close, as nginx does) so that the sender reads
+ * the 413 instead of a reset, but at most this much and this long. */
+#define LINGER_MAX_BYTES (8 * 1024 * 1024)
+#define LINGER_MAX_MS    10000
+#define LINGER_IDLE_S    2 /* MHD's idle timeout for the connection meanwhile */
+#define MAX_TYPE_LEN     1024
+#define MAX_API_KEY      4096
+#define MAX_JWT_LEN      8192
 
 typedef enum {
     O_ACCEPTED = 0,
@@ -85,7 +93,7 @@ struct http_ingest {
     rl_table *rl; /* limits.http_requests_per_ip, or NULL when off */
 };
 
-enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED };
+enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED, PH_LINGER };
 
 struct hi_req {
     http_ingest *h;
@@ -97,8 +105,9 @@ struct hi_req {
     char *buf;        /* the body */
     size_t len, cap;
     size_t limit;       /* effective body limit */
-    bool too_large;     /* a chunked upload passed the limit: discard the rest */
-    size_t discarded;   /* bytes discarded since then */
+    bool too_large;     /* a chunked upload passed the limit */
+    size_t discarded;   /* PH_LINGER: bytes discarded since the 413 */
+    int64_t linger_ms;  /* PH_LINGER: when the 413 was written */
     bool ctype_checked; /* 415 already decided at the first call */
     char id[MAX_ID_LEN + 1];
     char subject[SUBJECT_MAX_BYTES + 1];
@@ -239,16 +248,9 @@ static bool ctype_accepted(const wh_source *s, const char *ct)
            strcmp(mt, "application/x-www-form-urlencoded") == 0;
 }
 
-/* Append an upload chunk, or count it past the limit. */
+/* Append an upload chunk; past the limit set too_large and free the body. */
 static bool take_chunk(hi_req *q, const char *data, size_t n)
 {
-    if (q->too_large) {
-        /* MHD cannot answer mid-upload: discard a little more so a sender
-         * that stops soon still gets its 413, then drop the connection
-         * rather than read an endless body. */
-        q->discarded += n;
-        return q->discarded <= TOO_LARGE_GRACE;
-    }
     if (q->len + n > q->limit) {
         q->too_large = true;
         free(q->buf);
@@ -279,16 +281,8 @@ static bool over_rate(hi_req *q, int *status, enum MHD_Result *ret)
 {
     if (!q->h->rl)
         return false;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char ip[INET6_ADDRSTRLEN] = "unknown";
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
-    }
+    char ip[CIP_TEXT_MAX];
+    http_client_ip(q->conn, q->h->cfg, ip, sizeof ip);
     int retry = 1;
     if (rl_allow(q->h->rl, ip, net_now_ms(), &retry))
         return false;
@@ -597,6 +591,55 @@ static hi_req *req_new(http_ingest *h, hi_req **st, struct MHD_Connection *c, bo
     return q;
 }
 
+/* A chunked upload just passed its limit. MHD cannot queue a response
+ * while the body streams in (STACK-NOTES §2), so herald writes the 413 to
+ * the socket itself -- nothing else has been written for this request --
+ * half-closes, and keeps discarding the body (PH_LINGER) within bounds. */
+static enum MHD_Result too_large_mid_upload(hi_req *q, int *status)
+{
+    count(q, O_TOO_LARGE);
+    q->phase = PH_LINGER;
+    q->linger_ms = net_now_ms();
+    *status = 413;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char *body = http_problem_text(413, "too-large",
+                                   q->is_webhook ? "the body is larger than this source accepts"
+                                                 : "the body is larger than "
+                                                   "publish_api.max_body_bytes");
+    if (!ci || !body) {
+        free(body);
+        return MHD_NO;
+    }
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 413 Content Too Large\r\nContent-Type: application/problem+json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      strlen(body));
+    struct iovec iov[2] = {{head, (size_t)hl}, {body, strlen(body)}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t want = (ssize_t)(iov[0].iov_len + iov[1].iov_len);
+    /* A fresh response on a socket with nothing queued fits its send
+     * buffer; a short write means the peer is gone: just close. */
+    bool sent = sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == want;
+    free(body);
+    if (!sent || shutdown(ci->connect_fd, SHUT_WR) != 0)
+        return MHD_NO;
+    MHD_set_connection_option(q->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)LINGER_IDLE_S);
+    return MHD_YES;
+}
+
+/* PH_LINGER: discard within bounds; MHD_NO closes the connection (the
+ * answer has been written already). */
+static enum MHD_Result linger(hi_req *q, size_t *upload_size)
+{
+    q->discarded += *upload_size;
+    bool more = *upload_size && q->discarded <= LINGER_MAX_BYTES &&
+                net_now_ms() - q->linger_ms <= LINGER_MAX_MS;
+    *upload_size = 0;
+    return more ? MHD_YES : MHD_NO;
+}
+
 /* Common to both routes after the first call. */
 static enum MHD_Result later_call(hi_req *q, const char *upload, size_t *upload_size, int *status,
                                   enum MHD_Result (*final)(hi_req *, int *))
@@ -605,11 +648,15 @@ static enum MHD_Result later_call(hi_req *q, const char *upload, size_t *upload_
         *upload_size = 0;
         return MHD_YES;
     }
+    if (q->phase == PH_LINGER)
+        return linger(q, upload_size);
     if (q->phase == PH_WAIT)
         return answer_result(q, status); /* resumed after the PubAck */
     if (*upload_size) {
         bool ok = take_chunk(q, upload, *upload_size);
         *upload_size = 0;
+        if (ok && q->too_large)
+            return too_large_mid_upload(q, status);
         return ok ? MHD_YES : MHD_NO;
     }
     return final(q, status);

@@ -140,6 +140,28 @@ static void free_roles(session *s)
 
 /* ---- per-IP limits ---------------------------------------------------------- */
 
+/* The client address herald believes for an upgrade: the peer, or behind
+ * http.trusted_proxies the right-most untrusted X-Forwarded-For entry (lws
+ * joins repeated header lines with ","). */
+static void client_ip(ws_server *w, struct lws *wsi, char *out, size_t cap)
+{
+    char peer[CIP_TEXT_MAX] = "";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    const hr_config *cfg = w->cfg;
+    if (!cfg->ntrusted_proxies || !cip_trusted(cfg->trusted_proxies, cfg->ntrusted_proxies, peer)) {
+        cip_client(NULL, 0, peer, NULL, out, cap);
+        return;
+    }
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+    char *xff = n > 0 && n < 8192 ? malloc((size_t)n + 1) : NULL;
+    if (xff && lws_hdr_copy(wsi, xff, n + 1, WSI_TOKEN_X_FORWARDED_FOR) < 0) {
+        free(xff);
+        xff = NULL;
+    }
+    cip_client(cfg->trusted_proxies, cfg->ntrusted_proxies, peer, xff, out, cap);
+    free(xff);
+}
+
 static ip_entry **ip_slot(ws_server *w, const char *ip)
 {
     ip_entry **pp = &w->ips[net_hash_str(ip) % IP_BUCKETS];
@@ -907,7 +929,7 @@ static void session_start(ws_server *w, session *s, struct lws *wsi)
     s->live = true;
     snprintf(s->id, sizeof s->id, "%llx%06llx", (unsigned long long)wall_now(),
              (unsigned long long)(++w->next_session & 0xffffff));
-    lws_get_peer_simple(wsi, s->ip, sizeof s->ip);
+    client_ip(w, wsi, s->ip, sizeof s->ip);
     if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
         ip_entry *e = ip_get(w, s->ip);
         if (e)
@@ -1117,8 +1139,12 @@ static int on_receive(session *s, const char *in, size_t len)
 /* Refuse an upgrade with an HTTP/1.1 problem+json response, then close.
  * (lws_return_http_status answers "HTTP/1.0" at this stage, which strict
  * WebSocket clients reject as a protocol error instead of a status.) */
-static int http_status(struct lws *wsi, unsigned int code, const char *msg)
+static int http_status(struct lws *wsi, unsigned int code, const char *msg, const char *client)
 {
+    /* Refused upgrades name the client herald believed (behind trusted
+     * proxies: the X-Forwarded-For address, which per-IP limits use). */
+    log_info("websocket upgrade refused", "{s:i, s:s, s:s}", "status", (int)code, "reason", msg,
+             "client", client && *client ? client : "unknown");
     const char *title = code == 400   ? "Bad Request"
                         : code == 401 ? "Unauthorized"
                         : code == 403 ? "Forbidden"
@@ -1139,25 +1165,25 @@ static int http_status(struct lws *wsi, unsigned int code, const char *msg)
     return -1;
 }
 
-static int confirm_checks(ws_server *w, struct lws *wsi);
+static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip);
 
 /* The upgrade request: path, limits, Origin, subprotocol, token. */
 static int confirm_upgrade(ws_server *w, struct lws *wsi)
 {
+    char ip[CIP_TEXT_MAX] = "";
+    client_ip(w, wsi, ip, sizeof ip);
     char path[64] = "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) >= (int)sizeof path ||
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) < 0 || strcmp(path, "/v1/ws") != 0)
-        return http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such WebSocket path");
+        return http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such WebSocket path", ip);
     if (atomic_load(&w->stopping))
-        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down", ip);
     if (w->cfg->max_ws_connections && (int64_t)w->nsessions >= w->cfg->max_ws_connections)
-        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
-    char ip[64] = "";
-    lws_get_peer_simple(wsi, ip, sizeof ip);
+        return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections", ip);
     if (ip_admit(w, ip))
-        return http_status(wsi, 429, "too many connections from this address");
+        return http_status(wsi, 429, "too many connections from this address", ip);
     /* Later refusals must not leave a per-IP entry behind. */
-    int refused = confirm_checks(w, wsi);
+    int refused = confirm_checks(w, wsi, ip);
     if (refused) {
         ip_entry **pp = ip_slot(w, ip);
         if (*pp)
@@ -1167,7 +1193,7 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
 }
 
 /* Origin, subprotocol and token checks of the upgrade. */
-static int confirm_checks(ws_server *w, struct lws *wsi)
+static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip)
 {
     int n;
     n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
@@ -1178,7 +1204,7 @@ static int confirm_checks(ws_server *w, struct lws *wsi)
         free(origin);
         if (!ok) {
             auth_failure(w, "origin");
-            return http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+            return http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed", ip);
         }
     }
     n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
@@ -1191,7 +1217,7 @@ static int confirm_checks(ws_server *w, struct lws *wsi)
                   !wsproto_offers_protocol(prot, HTTP_PROTOCOL_NAME);
         free(prot);
         if (!ok)
-            return http_status(wsi, HTTP_STATUS_BAD_REQUEST, "subprotocol herald.v1 required");
+            return http_status(wsi, HTTP_STATUS_BAD_REQUEST, "subprotocol herald.v1 required", ip);
     }
     char *token = upgrade_token(w, wsi);
     if (token) {
@@ -1201,7 +1227,7 @@ static int confirm_checks(ws_server *w, struct lws *wsi)
         free(token);
         if (res != HJWT_OK) {
             auth_failure(w, hjwt_result_str(res));
-            return http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid token");
+            return http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid token", ip);
         }
     }
     return 0;

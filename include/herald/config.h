@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "herald/clientip.h"
 #include "herald/perms.h"
 
 /* One parsed "host:port" (IPv6 as "[::1]:8080"). */
@@ -79,6 +80,8 @@ typedef struct hr_config {
     hr_listen http_listen;
     int http_retry_after_s;
     char *static_dir;
+    cip_cidr *trusted_proxies; /* http.trusted_proxies: whose X-Forwarded-For is believed */
+    size_t ntrusted_proxies;
     /* ws */
     hr_listen ws_listen;
     char **allowed_origins; /* NULL = any */

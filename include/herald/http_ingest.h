@@ -41,6 +41,15 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
                                     int *status);
 void http_ingest_req_free(hi_req *q); /* NULL is a no-op */
 
+/* The client address herald believes for this request (implemented in
+ * http.c): the peer, or behind http.trusted_proxies the right-most
+ * untrusted X-Forwarded-For entry (clientip.h). out holds CIP_TEXT_MAX. */
+void http_client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, size_t cap);
+
+/* The problem+json document for status (malloc'ed, caller frees; NULL on
+ * OOM). Implemented in http.c. */
+char *http_problem_text(int status, const char *slug, const char *detail);
+
 /* RFC 9457 problem+json (implemented in http.c). extra_header may be NULL. */
 enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
                              const char *detail, const char *extra_header, const char *extra_value,

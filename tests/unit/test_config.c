@@ -1404,11 +1404,34 @@ static void test_load_valid_file(void **state)
     free(path);
 }
 
+static void test_trusted_proxies(void **state)
+{
+    (void)state;
+    hr_config *c = ok("{}");
+    assert_int_equal(c->ntrusted_proxies, 0);
+    config_free(c);
+    c = ok("{\"http\":{\"trusted_proxies\":[]}}");
+    assert_int_equal(c->ntrusted_proxies, 0);
+    config_free(c);
+    c = ok("{\"http\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"fd00::/8\",\"127.0.0.1\"]}}");
+    assert_int_equal(c->ntrusted_proxies, 3);
+    assert_true(cip_trusted(c->trusted_proxies, c->ntrusted_proxies, "10.9.8.7"));
+    assert_true(cip_trusted(c->trusted_proxies, c->ntrusted_proxies, "fd00::5"));
+    assert_false(cip_trusted(c->trusted_proxies, c->ntrusted_proxies, "127.0.0.2"));
+    config_free(c);
+    expect_only("{\"http\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"10.0.0.0/33\"]}}",
+                "http.trusted_proxies[1]: must be an IPv4 or IPv6 address or CIDR like "
+                "\"10.0.0.0/8\"");
+    expect_only("{\"http\":{\"trusted_proxies\":\"10.0.0.0/8\"}}",
+                "http.trusted_proxies: must be an array of strings");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_null_root, setup),
         cmocka_unit_test_setup(test_defaults_empty_object, setup),
+        cmocka_unit_test_setup(test_trusted_proxies, setup),
         cmocka_unit_test_setup(test_default_permissions, setup),
         cmocka_unit_test_setup(test_root_not_object, setup),
         cmocka_unit_test_setup(test_unknown_keys, setup),
