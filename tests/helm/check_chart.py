@@ -256,6 +256,28 @@ def _():
     assert ha["permissions"] == cfg["permissions"]  # deep merge keeps the defaults
 
 
+@check("trusted_proxies set together with the per-IP limits (defaults), overridable")
+def _():
+    cfg = json.loads(herald_json(DEFAULT))
+    assert cfg["http"]["trusted_proxies"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                              "fd00::/8"], cfg["http"]
+    lim = cfg["limits"]
+    assert lim["http_requests_per_ip"]["rate_per_s"] > 0 and lim["http_requests_per_ip"]["burst"] >= 1
+    assert lim["ws_upgrades_per_ip"]["rate_per_s"] > 0 and lim["ws_upgrades_per_ip"]["burst"] >= 1
+    assert lim["max_ws_connections_per_ip"] >= 1
+    # narrowed to the cluster's pod CIDR; herald accepts what the chart renders
+    objs = render({"config": {"http": {"trusted_proxies": ["10.244.0.0/16", "fd12:3456::/48"]}}})
+    text = herald_json(objs)
+    assert json.loads(text)["http"]["trusted_proxies"] == ["10.244.0.0/16", "fd12:3456::/48"]
+    r = check_config(text)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr.strip()}"
+    # a range herald cannot parse: the schema or --check-config refuses it
+    err = render_fails({"config": {"http": {"trusted_proxies": "10.0.0.0/8"}}})
+    assert "trusted_proxies" in err, err
+    r = check_config(herald_json(render({"config": {"http": {"trusted_proxies": ["10.0.0.0/33"]}}})))
+    assert r.returncode == 2 and "http.trusted_proxies[0]" in r.stderr, (r.returncode, r.stderr)
+
+
 @check("herald --check-config accepts the default herald.json")
 def _():
     r = check_config(herald_json(DEFAULT))
