@@ -9,7 +9,7 @@ import http.client
 import pytest
 import websockets
 
-from conftest import assert_problem
+from conftest import assert_problem, wait_for
 from wsclient import ENV, config, connect, recv, run
 
 LIMITS = {"http_requests_per_ip": {"rate_per_s": 0.01, "burst": 2},
@@ -50,10 +50,13 @@ def test_http_limit_keys_on_forwarded_client(make_herald, nats):
         c.close()
     assert status == 429  # 198.51.100.3's bucket, not 6.6.6.6's nor the proxy's
     # the log lines of refused requests name the client herald believed
+    # (written when the request completes, just after its answer)
+    want = {(401, "198.51.100.1"), (429, "198.51.100.1"), (401, "198.51.100.2"),
+            (401, "198.51.100.3"), (429, "198.51.100.3")}
+    wait_for(lambda: {(l["status"], l["client"])
+                      for l in refused_logs(h, "request refused")} >= want,
+             timeout=5, what="refused-request log lines")
     lines = refused_logs(h, "request refused")
-    assert {(l["status"], l["client"]) for l in lines} >= {
-        (401, "198.51.100.1"), (429, "198.51.100.1"), (401, "198.51.100.2"),
-        (401, "198.51.100.3"), (429, "198.51.100.3")}
     assert all(l["client"] != "6.6.6.6" for l in lines)
 
 
@@ -64,6 +67,7 @@ def test_forwarded_for_ignored_from_untrusted_peers(make_herald, nats):
     assert publish(h, "198.51.100.1").status == 401
     assert publish(h, "198.51.100.2").status == 401
     assert_problem(publish(h, "198.51.100.3"), 429)  # one bucket: 127.0.0.1
+    wait_for(lambda: len(refused_logs(h, "request refused")) >= 3, timeout=5, what="log lines")
     lines = refused_logs(h, "request refused")
     assert lines and all(l["client"] == "127.0.0.1" for l in lines), lines
     # and with no trusted_proxies at all (the default)
@@ -97,6 +101,8 @@ def test_ws_upgrade_limits_key_on_forwarded_client(make_herald, nats):
         async with await connect(h, headers={"X-Forwarded-For": "203.0.113.7"}) as ws:
             assert (await recv(ws))["type"] == "ready"
     run(go())
+    wait_for(lambda: len(refused_logs(h, "websocket upgrade refused")) >= 2, timeout=5,
+             what="log lines")
     lines = refused_logs(h, "websocket upgrade refused")
     assert lines and {l["client"] for l in lines} == {"203.0.113.5"}, lines
     assert all(l["status"] == 429 for l in lines)
