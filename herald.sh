@@ -2,7 +2,7 @@
 # herald's two commands:
 #   ./herald.sh run    install what is missing, build, start nats-server (JetStream)
 #                      unless NATS_ADDR is set, then herald with examples/dev.json
-#   ./herald.sh test   install what is missing, build (plain and ASan+UBSan), run
+#   ./herald.sh test   install what is missing, build (plain, ASan+UBSan, TSan), run
 #                      every suite; exits non-zero on any failure
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -116,6 +116,24 @@ cmd_test() {
       "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$ROOT/tests/integration" \
       || failed=1
   done
+  # ThreadSanitizer: the unit tests and the suites where threads meet (the
+  # WebSocket service thread, NATS delivery threads, the hub worker, the
+  # replayers): a data race report fails the run.
+  local tdir="$ROOT/build-test-tsan"
+  log "[tsan] build"
+  if build "$tdir" -DCMAKE_BUILD_TYPE=Debug -DHERALD_TSAN=ON; then
+    export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
+    log "[tsan] unit tests (ctest)"
+    (cd "$tdir" && ctest --output-on-failure) || failed=1
+    log "[tsan] integration tests: WebSocket, scale, resume"
+    HERALD_BIN="$tdir/herald" HERALD_VARIANT=tsan \
+      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
+      "$ROOT/tests/integration/test_ws.py" "$ROOT/tests/integration/test_scale.py" \
+      "$ROOT/tests/integration/test_resume.py" "$ROOT/tests/integration/test_invalid_subjects.py" \
+      || failed=1
+  else
+    failed=1
+  fi
   # Once, not per variant: the chart does not depend on how herald is built.
   log "helm chart (helm lint/template, herald --check-config on the rendered config)"
   HERALD_BIN="$ROOT/build-test-plain/herald" PYTHON="$ROOT/.venv/bin/python" \

@@ -15,7 +15,7 @@ import pytest
 
 HERALD_BIN = os.environ.get("HERALD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "herald")
-SANITIZED = os.environ.get("HERALD_VARIANT") == "asan"
+SANITIZED = os.environ.get("HERALD_VARIANT") in ("asan", "tsan")
 # Sanitized binaries are slower; give every wait some slack.
 SLACK = 3 if SANITIZED else 1
 
@@ -174,7 +174,8 @@ def assert_problem(r, status):
 
 
 def check_sanitizer_clean(text):
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer"):
         assert marker not in text, f"sanitizer report in herald's stderr:\n{text[-4000:]}"
 
 
