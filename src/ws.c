@@ -18,6 +18,7 @@
 #include "herald/resume.h"
 #include "herald/subject.h"
 #include "herald/wsproto.h"
+#include "herald/wsqueue.h"
 
 _Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
 
@@ -54,12 +55,9 @@ struct session {
     perms_set *perms;
     sub_entry *subs;
     size_t nsubs, subs_cap;
-    size_t nready;     /* subscriptions counted in the gauge */
-    size_t nreplaying; /* subscriptions replaying (paced by the queue) */
-    /* outbound queue: a ring of frame references */
-    frame **q;
-    size_t qhead, qlen, qcap;
-    size_t qbytes;
+    size_t nready;            /* subscriptions counted in the gauge */
+    size_t nreplaying;        /* subscriptions replaying (paced by the queue) */
+    wsqueue q;                /* outbound: shared frames */
     uint64_t dropped_pending; /* events dropped since the last `dropped` notice */
     /* inbound message assembly */
     char *rx;
@@ -233,90 +231,12 @@ static unsigned ip_admit(ws_server *w, const char *ip)
 
 /* ---- outbound queue ------------------------------------------------------- */
 
-static bool q_grow(session *s)
-{
-    size_t cap = s->qcap ? s->qcap * 2 : 16;
-    frame **nq = malloc(cap * sizeof *nq);
-    if (!nq)
-        return false;
-    for (size_t i = 0; i < s->qlen; i++)
-        nq[i] = s->q[(s->qhead + i) % s->qcap];
-    free(s->q);
-    s->q = nq;
-    s->qcap = cap;
-    s->qhead = 0;
-    return true;
-}
-
-static bool q_push(session *s, frame *f)
-{
-    if (s->qlen == s->qcap && !q_grow(s))
-        return false;
-    s->q[(s->qhead + s->qlen) % s->qcap] = f;
-    s->qlen++;
-    s->qbytes += f->len;
-    return true;
-}
-
-/* The next frame to write; NULL when empty. */
-static frame *q_peek(session *s)
-{
-    return s->qlen ? s->q[s->qhead] : NULL;
-}
-
-static void q_pop(session *s)
-{
-    frame *f = s->q[s->qhead];
-    s->q[s->qhead] = NULL;
-    s->qhead = (s->qhead + 1) % s->qcap;
-    s->qlen--;
-    s->qbytes -= f->len;
-    frame_release(f);
-}
-
-static void q_clear(session *s)
-{
-    for (size_t i = 0; i < s->qlen; i++)
-        frame_release(s->q[(s->qhead + i) % s->qcap]);
-    s->qhead = s->qlen = 0;
-    s->qbytes = 0;
-}
-
-/* Drop the oldest queued event; false if there is none. Only control
- * frames can stand before it, so closing the gap moves a handful of slots. */
-static bool q_drop_oldest_event(session *s)
-{
-    for (size_t i = 0; i < s->qlen; i++) {
-        frame *f = s->q[(s->qhead + i) % s->qcap];
-        if (!f->is_event)
-            continue;
-        s->qbytes -= f->len;
-        frame_release(f);
-        for (size_t k = i; k > 0; k--)
-            s->q[(s->qhead + k) % s->qcap] = s->q[(s->qhead + k - 1) % s->qcap];
-        s->qhead = (s->qhead + 1) % s->qcap;
-        s->qlen--;
-        return true;
-    }
-    return false;
-}
-
 /* After a refresh: drop queued events the new roles no longer allow (they
  * were never delivered, so they are not counted as dropped). */
-static void q_filter_denied(session *s)
+static bool still_allowed(void *ctx, const frame *f)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < s->qlen; i++) {
-        frame *f = s->q[(s->qhead + i) % s->qcap];
-        if (f->is_event && !perms_can_deliver(s->perms, f->subject, f->subject_len)) {
-            s->qbytes -= f->len;
-            frame_release(f);
-            continue;
-        }
-        s->q[(s->qhead + n) % s->qcap] = f;
-        n++;
-    }
-    s->qlen = n;
+    session *s = ctx;
+    return perms_can_deliver(s->perms, f->subject, f->subject_len);
 }
 
 /* ---- closing ---------------------------------------------------------------- */
@@ -330,7 +250,7 @@ static void session_close(session *s, int code, const char *reason, const char *
     s->close_reason = reason;
     s->close_label = label;
     if (discard)
-        q_clear(s);
+        wsq_clear(&s->q);
     /* A peer that does not read never gets WRITEABLE: hard deadline (within
      * the shutdown budget when shutting down). */
     int secs = 5;
@@ -348,11 +268,11 @@ static void session_send(session *s, frame *f)
 {
     if (!f)
         return;
-    if (s->close_code || !q_push(s, f)) {
+    if (s->close_code || !wsq_push(&s->q, f)) {
         frame_release(f);
         return;
     }
-    if (s->qbytes > (size_t)s->srv->cfg->ws_max_queue_bytes * 2) {
+    if (s->q.bytes > (size_t)s->srv->cfg->ws_max_queue_bytes * 2) {
         metrics_add(s->srv->m_slow, 1);
         session_close(s, WS_CLOSE_SLOW_CONSUMER, "slow consumer", "slow_consumer", true);
         return;
@@ -501,15 +421,16 @@ static size_t on_room(void *ctx, hub_sub *hs)
 {
     session *s = hub_sub_owner(hs);
     size_t max = (size_t)s->srv->cfg->ws_max_queue_bytes;
-    if (s->close_code || s->qbytes >= max / 2)
+    if (s->close_code || s->q.bytes >= max / 2)
         return 0;
-    return max / 2 - s->qbytes;
+    return max / 2 - s->q.bytes;
 }
 
 /* The queue drained: let paused replays read on. */
 static void pump_replays(session *s)
 {
-    if (!s->nreplaying || s->close_code || s->qbytes >= (size_t)s->srv->cfg->ws_max_queue_bytes / 2)
+    if (!s->nreplaying || s->close_code ||
+        s->q.bytes >= (size_t)s->srv->cfg->ws_max_queue_bytes / 2)
         return;
     for (size_t i = 0; i < s->nsubs; i++)
         if (s->subs[i].replaying)
@@ -526,29 +447,20 @@ static void on_deliver(void *ctx, hub_sub *hs, frame *f)
     if (s->close_code ||
         (!hub_sub_tag(hs) && !perms_can_deliver(s->perms, f->subject, f->subject_len)))
         return;
-    size_t max = (size_t)w->cfg->ws_max_queue_bytes;
-    if (s->qbytes + f->len > max) {
-        if (w->cfg->ws_slow_consumer == SLOW_DISCONNECT) {
-            metrics_add(w->m_slow, 1);
-            session_close(s, WS_CLOSE_SLOW_CONSUMER, "slow consumer", "slow_consumer", true);
-            return;
-        }
-        while (s->qbytes + f->len > max && q_drop_oldest_event(s)) {
-            s->dropped_pending++;
-            metrics_add(w->m_dropped, 1);
-        }
-        if (s->qbytes + f->len > max) { /* larger than the whole queue allows */
-            s->dropped_pending++;
-            metrics_add(w->m_dropped, 1);
-            return;
-        }
+    uint64_t dropped = 0;
+    wsq_result r = wsq_offer_event(&s->q, f, (size_t)w->cfg->ws_max_queue_bytes,
+                                   w->cfg->ws_slow_consumer == SLOW_DROP, &dropped);
+    if (dropped) {
+        s->dropped_pending += dropped;
+        metrics_add(w->m_dropped, (int64_t)dropped);
     }
-    if (!q_push(s, frame_ref(f))) {
-        frame_release(f);
-        s->dropped_pending++;
-        metrics_add(w->m_dropped, 1);
+    if (r == WSQ_SLOW) {
+        metrics_add(w->m_slow, 1);
+        session_close(s, WS_CLOSE_SLOW_CONSUMER, "slow consumer", "slow_consumer", true);
         return;
     }
+    if (r != WSQ_QUEUED)
+        return;
     metrics_add(w->m_delivered, 1);
     lws_callback_on_writable(s->wsi);
 }
@@ -661,7 +573,7 @@ static void handle_auth(session *s, const wsreq *r)
     hjwt_principal_clear(&p);
     /* New roles take effect at once: end what they no longer allow, and
      * drop queued events they no longer let through. */
-    q_filter_denied(s);
+    wsq_filter_events(&s->q, still_allowed, s);
     for (size_t i = 0; i < s->nsubs;) {
         const char *pat = hub_sub_pattern(s->subs[i].hs);
         if (perms_can_subscribe(s->perms, pat, strlen(pat))) {
@@ -981,8 +893,7 @@ static void session_cleanup(ws_server *w, session *s)
     while (s->nsubs)
         remove_sub(s, &s->subs[s->nsubs - 1]);
     free(s->subs);
-    q_clear(s);
-    free(s->q);
+    wsq_free(&s->q);
     free(s->rx);
     free(s->sub);
     free_roles(s);
@@ -1006,36 +917,6 @@ static void session_cleanup(ws_server *w, session *s)
     metrics_inc_labels(w->m_closed, labels, 1);
 }
 
-/* Server → client frame header (unmasked, FIN, text). Returns its size. */
-static size_t ws_frame_header(unsigned char *p, size_t len)
-{
-    p[0] = 0x81;
-    if (len < 126) {
-        p[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 65536) {
-        p[1] = 126;
-        p[2] = (unsigned char)(len >> 8);
-        p[3] = (unsigned char)len;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-    return 10;
-}
-
-static bool batch_append(unsigned char *out, size_t *n, const unsigned char *data, size_t len)
-{
-    if (*n + len + 10 > WS_BATCH_MAX)
-        return false;
-    *n += ws_frame_header(out + *n, len);
-    memcpy(out + *n, data, len);
-    *n += len;
-    return true;
-}
-
 /* Write what is queued. Frames are framed by herald itself and coalesced
  * into one raw write (one send(2)) per callback: per-frame writes made the
  * kernel's send path the bottleneck of a fan-out. A frame too large for the
@@ -1055,7 +936,7 @@ static int on_writeable(session *s)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    frame *f = q_peek(s);
+    frame *f = wsq_peek(&s->q);
     if (!f) {
         if (s->close_code) {
             lws_close_reason(wsi, (enum lws_close_status)s->close_code,
@@ -1067,30 +948,31 @@ static int on_writeable(session *s)
     }
     if (f->len + 10 > WS_BATCH_MAX && !(f->is_event && s->dropped_pending)) {
         int n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
-        q_pop(s);
+        wsq_pop(&s->q);
         if (n < 0)
             return -1;
     } else {
         unsigned char *out = s->srv->batch + LWS_PRE;
         size_t n = 0;
-        while ((f = q_peek(s))) {
+        while ((f = wsq_peek(&s->q))) {
             if (f->is_event && s->dropped_pending) {
                 frame *d = frame_dropped(s->dropped_pending);
-                bool ok = d && batch_append(out, &n, frame_payload(d), d->len);
+                bool ok =
+                    d && wsproto_frame_append(out, WS_BATCH_MAX, &n, frame_payload(d), d->len);
                 frame_release(d);
                 if (!ok && n)
                     break;
                 s->dropped_pending = 0;
                 continue;
             }
-            if (!batch_append(out, &n, frame_payload(f), f->len))
+            if (!wsproto_frame_append(out, WS_BATCH_MAX, &n, frame_payload(f), f->len))
                 break;
-            q_pop(s);
+            wsq_pop(&s->q);
         }
         if (n && lws_write(wsi, out, n, LWS_WRITE_RAW) < 0)
             return -1;
     }
-    if (s->qlen || s->close_code)
+    if (s->q.len || s->close_code)
         lws_callback_on_writable(wsi);
     pump_replays(s);
     return 0;

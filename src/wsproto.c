@@ -261,3 +261,33 @@ bool wsproto_cookie_value(const char *header, const char *name, char *out, size_
     }
     return false;
 }
+
+size_t wsproto_frame_header(unsigned char *p, size_t len)
+{
+    p[0] = 0x81;
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+bool wsproto_frame_append(unsigned char *out, size_t cap, size_t *n, const unsigned char *data,
+                          size_t len)
+{
+    if (*n > cap || cap - *n < 10 || cap - *n - 10 < len)
+        return false;
+    *n += wsproto_frame_header(out + *n, len);
+    memcpy(out + *n, data, len);
+    *n += len;
+    return true;
+}

@@ -1,6 +1,6 @@
 /* wsproto: the pure parts of the herald.v1 WebSocket protocol (contract §3):
- * parsing and validating one client frame into a request, the Origin
- * allow-list, and the protocol's error and close codes.
+ * parsing and validating one client frame into a request, framing server
+ * messages, the Origin allow-list, and the protocol's error and close codes.
  * Pure: no I/O, no globals. */
 #ifndef HERALD_WSPROTO_H
 #define HERALD_WSPROTO_H
@@ -52,6 +52,16 @@ typedef struct {
 bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char *msg,
                    size_t msglen);
 void wsproto_request_clear(wsreq *r);
+
+/* RFC 6455 server → client framing (unmasked, FIN, text), so a session's
+ * queued frames can be coalesced into one write. The header of a frame
+ * with `len` payload bytes, written to p (at most 10 bytes); returns its
+ * size. */
+size_t wsproto_frame_header(unsigned char *p, size_t len);
+/* Append one framed message to out[0..cap) at *n; false (nothing written)
+ * if it does not fit. */
+bool wsproto_frame_append(unsigned char *out, size_t cap, size_t *n, const unsigned char *data,
+                          size_t len);
 
 /* Origin allow-list (contract §3): scheme and host case-insensitively, port
  * with defaults applied (http/ws 80, https/wss 443); an entry "https://" + "*.d"

@@ -670,10 +670,53 @@ static void test_cookie_value(void **state)
     assert_false(wsproto_cookie_value("tok=x", "tok", small, 0));
 }
 
+static void test_frame_header(void **state)
+{
+    (void)state;
+    unsigned char h[10];
+    assert_int_equal(wsproto_frame_header(h, 0), 2);
+    assert_int_equal(h[0], 0x81);
+    assert_int_equal(h[1], 0);
+    assert_int_equal(wsproto_frame_header(h, 125), 2);
+    assert_int_equal(h[1], 125);
+    assert_int_equal(wsproto_frame_header(h, 126), 4);
+    assert_int_equal(h[1], 126);
+    assert_int_equal(h[2] << 8 | h[3], 126);
+    assert_int_equal(wsproto_frame_header(h, 65535), 4);
+    assert_int_equal(h[2] << 8 | h[3], 65535);
+    assert_int_equal(wsproto_frame_header(h, 65536), 10);
+    assert_int_equal(h[1], 127);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | h[2 + i];
+    assert_int_equal(v, 65536);
+}
+
+static void test_frame_append(void **state)
+{
+    (void)state;
+    unsigned char out[40];
+    size_t n = 0;
+    assert_true(wsproto_frame_append(out, sizeof out, &n, (const unsigned char *)"hello", 5));
+    assert_int_equal(n, 7);
+    assert_memory_equal(out, "\x81\x05hello", 7);
+    assert_true(wsproto_frame_append(out, sizeof out, &n, (const unsigned char *)"ab", 2));
+    assert_int_equal(n, 11);
+    /* does not fit (10 bytes kept for the largest header): nothing written */
+    assert_false(wsproto_frame_append(out, sizeof out, &n,
+                                      (const unsigned char *)"0123456789abcdefghij", 20));
+    assert_int_equal(n, 11);
+    assert_true(wsproto_frame_append(out, sizeof out, &n,
+                                     (const unsigned char *)"0123456789abcdefghi", 19));
+    assert_int_equal(n, 32);
+}
+
 int main(void)
 {
     // clang-format off
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_header),
+        cmocka_unit_test(test_frame_append),
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_id_echo),
         cmocka_unit_test(test_parse_malformed),
