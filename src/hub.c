@@ -14,14 +14,15 @@
 #include "herald/resume.h"
 #include "herald/subject.h"
 
-#define NBUCKETS         8192
-#define INBOX_MAX_BYTES  (64u << 20) /* events waiting for the owner thread */
-#define ITEMS_PER_TURN   4096        /* bounded work per service turn */
-#define REPLAY_PER_TURN  512         /* replay items per turn: live events never wait behind more */
-#define FLUSH_TIMEOUT_MS 3000
-#define JS_REQUEST_MS    3000
-#define JS_HEARTBEAT_S   2    /* a lost ordered consumer is noticed in 4-8 s */
-#define REPLAY_BATCH     1024 /* messages per replay batch at most */
+#define NBUCKETS           8192
+#define INBOX_MAX_BYTES    (64u << 20) /* events waiting for the owner thread */
+#define ITEMS_PER_TURN     4096        /* bounded work per service turn */
+#define REPLAY_PER_TURN    512 /* replay items per turn: live events never wait behind more */
+#define FLUSH_TIMEOUT_MS   3000
+#define JS_REQUEST_MS      3000
+#define JS_HEARTBEAT_S     2    /* a lost ordered consumer is noticed in 4-8 s */
+#define REPLAY_BATCH       1024 /* messages per replay batch at most */
+#define REPLAY_FIRST_BATCH 16
 
 typedef enum { INTEREST_PENDING, INTEREST_ACTIVE } interest_state;
 
@@ -57,7 +58,7 @@ struct hub_sub {
     replay *rp;              /* the running replay; NULL once handed over */
     bool fetching;           /* a granted batch has not ended yet */
     uint64_t grant_live_max; /* rs.live_max when that batch was granted */
-    size_t avg_len;          /* running mean of replayed frame sizes (pacing) */
+    size_t big_len;          /* slowly decaying maximum of replayed frame sizes (pacing) */
 };
 
 /* Passed to nats.c as the message handler closure; freed by nats.c's
@@ -328,6 +329,9 @@ static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern, 
     natsSubscription *ns = NULL;
     natsStatus st = stream ? js_subscribe(h, &ns, pattern, stream, c, floor)
                            : natsConnection_Subscribe(&ns, bus_conn(h->bus), pattern, on_msg, c);
+    if (st != NATS_OK && stream)
+        log_warn("cannot read a history stream", "{s:s, s:s, s:s}", "stream", stream, "pattern",
+                 pattern, "error", natsStatus_GetText(st));
     if (st != NATS_OK) {
         atomic_fetch_sub(&h->live_closures, 1);
         free(c);
@@ -465,7 +469,7 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     h->m_gaps = metrics_cell0(metrics_counter(
         m, "herald_history_gaps_total", "Resumes whose sequence was no longer stored.", NULL));
     replay_sink sink = {rp_started, rp_event, rp_batch_end, h};
-    h->rpl = replayer_new(b, h->m_consumers, &sink);
+    h->rpl = replayer_new(b, h->m_consumers, h->m_invalid, &sink);
     if (!h->rpl || pthread_create(&h->worker, NULL, worker_main, h) != 0) {
         hub_free(h);
         return NULL;
@@ -539,7 +543,7 @@ hub_sub *hub_subscribe(hub *h, const char *pattern, const char *stream, const hu
     }
     s->in = in;
     s->owner = owner;
-    s->avg_len = 512;
+    s->big_len = 0;
     if (since && in->stream) {
         s->has_since = true;
         s->since_last = since->last;
@@ -617,7 +621,9 @@ void hub_sub_pump(hub *h, hub_sub *s)
     size_t room = h->cb.room(h->cb.ctx, s);
     if (!room)
         return; /* called again when the owner's queue drains */
-    size_t n = room / (s->avg_len ? s->avg_len : 1);
+    /* Sized by the largest recent frame, so a batch fits the room however
+     * large the messages; the first batch is small until sizes are known. */
+    size_t n = s->big_len ? room / s->big_len : REPLAY_FIRST_BATCH;
     s->fetching = true;
     s->grant_live_max = s->rs.live_max;
     replay_grant(h->rpl, s->rp, (unsigned)(n < 1 ? 1 : n > REPLAY_BATCH ? REPLAY_BATCH : n));
@@ -640,7 +646,9 @@ static void replay_item(hub *h, const item *it)
     if (!s)
         return;
     if (it->kind == ITEM_RP_EVENT) {
-        s->avg_len = (s->avg_len * 7 + it->f->len) / 8;
+        s->big_len -= s->big_len / 64;
+        if (it->f->len > s->big_len)
+            s->big_len = it->f->len;
         if (!resume_on_replayed(&s->rs, it->seq))
             return;
         metrics_add(h->m_replayed, 1);
@@ -671,6 +679,10 @@ static void replay_item(hub *h, const item *it)
     }
     /* ITEM_RP_BATCH */
     s->fetching = false;
+    if (it->b.fatal) {
+        h->cb.ready(h->cb.ctx, s, false, -1); /* the owner ends s */
+        return;
+    }
     if (!it->b.error && it->b.pending == 0)
         replay_caught_up(h, s, it->b.idle ? s->grant_live_max : 0);
     else

@@ -10,11 +10,13 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/resume.h"
+#include "herald/subject.h"
 
 #define REQUEST_MS     3000 /* JetStream API requests */
 #define FETCH_WAIT_MS  1000 /* a fetch that finds nothing waits this long */
 #define INACTIVE_S     300  /* the server drops a consumer unread this long */
 #define RETRY_PAUSE_MS 250  /* after a failed fetch, before the next */
+#define MAX_FAILURES   40   /* consecutive failed fetches (about 10 s) end a replay */
 #define THREADS        2    /* replays read in parallel (each by one thread at a time) */
 
 struct replay {
@@ -25,6 +27,7 @@ struct replay {
     /* replayer thread only */
     natsSubscription *pull; /* NULL: (re)create before the next fetch */
     uint64_t next_seq;      /* first sequence not read yet; 0 = none read */
+    int failures;           /* consecutive failed fetches */
     bool started;
     /* under replayer.lock */
     unsigned credit; /* messages the owner can take now (0: wait) */
@@ -37,7 +40,7 @@ struct replay {
 struct replayer {
     bus *bus;
     replay_sink sink;
-    metrics_cell *m_consumers;
+    metrics_cell *m_consumers, *m_invalid;
     jsCtx *js;
     pthread_t threads[THREADS];
     int nthreads;
@@ -141,8 +144,12 @@ static void do_start(replayer *r, replay *rp)
 static void do_fetch(replayer *r, replay *rp, unsigned credit)
 {
     replay_batch b = {0};
-    if (!rp->pull && !create_consumer(r, rp, rp->next_seq)) {
+    /* A snapshot re-created mid-way asks for the last per subject again
+     * and skips what it already passed (a by-sequence restart would
+     * replay every superseded message). */
+    if (!rp->pull && !create_consumer(r, rp, rp->last ? 0 : rp->next_seq)) {
         b.error = true;
+        b.fatal = ++rp->failures >= MAX_FAILURES;
         usleep(RETRY_PAUSE_MS * 1000);
         r->sink.batch_end(r->sink.ctx, rp, &b);
         return;
@@ -160,10 +167,14 @@ static void do_fetch(replayer *r, replay *rp, unsigned credit)
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             uint64_t seq;
-            if (!resume_parse_ack(natsMsg_GetReply(m), &seq, &b.pending))
+            if (!resume_parse_ack(natsMsg_GetReply(m), &seq, &b.pending) || seq < rp->next_seq)
                 continue;
             rp->next_seq = seq + 1;
             const char *subj = natsMsg_GetSubject(m);
+            if (!subject_valid(subj, strlen(subj))) { /* never to a browser (contract §3) */
+                metrics_add(r->m_invalid, 1);
+                continue;
+            }
             frame *f = frame_event(subj, strlen(subj), natsMsg_GetData(m),
                                    (size_t)natsMsg_GetDataLength(m), now, (int64_t)seq);
             if (f)
@@ -181,9 +192,12 @@ static void do_fetch(replayer *r, replay *rp, unsigned credit)
     }
     if (b.error) {
         /* Gone with a node, deleted, or timed out: read on from next_seq
-         * with a new consumer (last-per-subject again if nothing was read). */
+         * with a new consumer. A stream gone for good ends the replay. */
         drop_consumer(r, rp);
+        b.fatal = ++rp->failures >= MAX_FAILURES;
         usleep(RETRY_PAUSE_MS * 1000);
+    } else {
+        rp->failures = 0;
     }
     r->sink.batch_end(r->sink.ctx, rp, &b);
 }
@@ -240,7 +254,8 @@ static void *replayer_main(void *arg)
     return NULL;
 }
 
-replayer *replayer_new(bus *b, metrics_cell *consumers, const replay_sink *sink)
+replayer *replayer_new(bus *b, metrics_cell *consumers, metrics_cell *invalid,
+                       const replay_sink *sink)
 {
     replayer *r = calloc(1, sizeof *r);
     if (!r)
@@ -248,6 +263,7 @@ replayer *replayer_new(bus *b, metrics_cell *consumers, const replay_sink *sink)
     r->bus = b;
     r->sink = *sink;
     r->m_consumers = consumers;
+    r->m_invalid = invalid;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     jsOptions jo;

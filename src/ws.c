@@ -393,9 +393,13 @@ static void on_sub_ready(void *ctx, hub_sub *hs, bool ok, int64_t gap_first_seq)
                 e->pending_id = NULL;
             }
         } else {
-            send_error(s, e->pending_id, "unavailable", "NATS is not reachable; try again",
+            /* Before `ok`: the subscribe failed. After it (a replay whose
+             * stream went away for good): the subscription ends. */
+            send_error(s, e->pending_id, "unavailable",
+                       e->pending ? "NATS or the history stream is not available; try again"
+                                  : "the history stream is no longer available; "
+                                    "subscription ended",
                        hub_sub_pattern(hs));
-            e->pending = true; /* not counted */
             remove_sub(s, e);
         }
     }

@@ -47,8 +47,9 @@ typedef struct {
     void (*lost)(void *ctx, hub_sub *s, uint64_t n);
     /* A pending subscribe finished: `ok` false means NATS could not confirm
      * the interest (or set up the replay); the owner must
-     * hub_unsubscribe(s). With `since`, ready comes once the replay is set
-     * up; `gap_first_seq` >= 0 then says the resume point is gone and the
+     * hub_unsubscribe(s). Also called with `ok` false on a ready `s` whose
+     * replay failed for good (its stream is gone): end it the same way. With `since`, ready comes
+     * once the replay is set up; `gap_first_seq` >= 0 then says the resume point is gone and the
      * replay starts at that sequence (history_gap). Called from hub_process. */
     void (*ready)(void *ctx, hub_sub *s, bool ok, int64_t gap_first_seq);
     /* A since-subscription caught up: every later event has seq > `seq`.

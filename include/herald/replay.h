@@ -39,6 +39,7 @@ typedef struct {
 
 typedef struct {
     bool error;       /* the fetch failed; the consumer is re-created on the next grant */
+    bool fatal;       /* ...and has failed so long (stream gone) that the replay should end */
     bool idle;        /* nothing came; `pending` is from the consumer's info */
     uint64_t pending; /* messages still to read after this batch */
 } replay_batch;
@@ -52,8 +53,10 @@ typedef struct {
 } replay_sink;
 
 /* NULL on OOM or if the thread cannot start. */
-/* `consumers`: a gauge counting live pull consumers (may be NULL). */
-replayer *replayer_new(bus *b, metrics_cell *consumers, const replay_sink *sink);
+/* `consumers`: a gauge counting live pull consumers; `invalid`: a counter
+ * of stored messages skipped for an invalid subject (both may be NULL). */
+replayer *replayer_new(bus *b, metrics_cell *consumers, metrics_cell *invalid,
+                       const replay_sink *sink);
 /* Stop the thread, delete every consumer, free (before bus_free). NULL ok. */
 void replayer_free(replayer *r);
 

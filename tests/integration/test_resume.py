@@ -22,7 +22,8 @@ HISTORY = [{"stream": STREAM, "subjects": ["deployments.>"]}]
 
 
 def hconfig(**over):
-    return config(history=HISTORY, **over)
+    over.setdefault("history", HISTORY)
+    return config(**over)
 
 
 @pytest.fixture
@@ -496,4 +497,141 @@ def test_large_replay_batches_never_stall(make_herald, nats, nc):
                     elif m["type"] == "synced":
                         break
                 assert n == 20000 and m["seq"] == 20000
+    run(go())
+
+
+def test_replay_never_delivers_invalid_subjects(make_herald, nats, nc):
+    from test_invalid_subjects import raw_publish
+    nc.add_stream(STREAM, ["deployments.>"])
+    raw_publish(nats.url, [b"deployments.u42.\xff\xfe", b"deployments.u42.a\x01b",
+                           b"deployments.u42.ok"])
+    h = make_herald(hconfig(), env=ENV, nats_url=nats.url)
+
+    async def go():
+        async with await connect(h, tok=token()) as ws:
+            await recv(ws)
+            for sid, since in (("s", 0), ("l", "last")):
+                await ws.send(json.dumps({"type": "subscribe", "id": sid,
+                                          "subject": f"deployments.u42.>", "since": since}))
+                frames = await until_synced(ws, sid)
+                assert [e["subject"] for e in events(frames)] == ["deployments.u42.ok"]
+                await call(ws, {"type": "unsubscribe", "id": "u" + sid,
+                                "subject": "deployments.u42.>"})
+    run(go())
+    wait_for(lambda: "herald_events_invalid_total 4" in h.get("/metrics").body.decode(),
+             what="invalid stored messages counted")
+
+
+def test_replay_of_large_messages_fits_the_queue(make_herald, nats, nc):
+    """Batches are sized by the messages' real size: a replay of 8 KB
+    messages to a client that pauses (with a small socket buffer, so the
+    kernel holds little) never overflows a 256 KiB queue."""
+    from wsclient import RawClient
+    nc.add_stream("PUB", ["public.>"])
+    big = "b" * 8000
+
+    async def fill():
+        from nats.aio.client import Client
+        c = Client()
+        await c.connect(nats.url)
+        js = c.jetstream()
+        await asyncio.gather(*[js.publish(f"public.d{i}", json.dumps({"n": i, "pad": big}).encode())
+                               for i in range(3000)])
+        await c.close()
+    run(fill())
+    h = make_herald(hconfig(history=[{"stream": "PUB", "subjects": ["public.>"]}],
+                            ws={"max_queue_bytes": 262144}), env=ENV, nats_url=nats.url)
+    raw = RawClient(h.ws_port, rcvbuf=4096)
+    raw.read_frame()  # ready (anonymous)
+    raw.send_text(json.dumps({"type": "subscribe", "id": "r", "subject": "public.>", "since": 0}))
+    time.sleep(1.5)  # not reading: herald's queue fills to its pacing bound
+    n = 0
+    while True:
+        op, p = raw.read_frame()
+        assert op == 1, (op, p[:2])  # a close (4008) fails here
+        m = json.loads(p)
+        if m["type"] == "synced":
+            break
+        n += m["type"] == "event"
+    raw.close()
+    assert n == 3000
+    assert "herald_slow_consumers_total 0" in h.get("/metrics").body.decode()
+
+
+def test_snapshot_survives_a_lost_consumer_without_superseded_messages(make_herald, nats, nc):
+    nc.add_stream(STREAM, ["deployments.>"])
+
+    async def fill():
+        from nats.aio.client import Client
+        c = Client()
+        await c.connect(nats.url)
+        js = c.jetstream()
+        # every subject once, then the odd ones again: superseded messages
+        # lie between the last ones, where a by-sequence restart finds them
+        for rnd in range(2):
+            await asyncio.gather(*[js.publish(f"deployments.u42.d{i}.status",
+                                              json.dumps({"r": rnd}).encode())
+                                   for i in range(2000) if rnd == 0 or i % 2])
+        await c.close()
+    run(fill())
+    h = make_herald(hconfig(ws={"max_queue_bytes": 8192}), env=ENV, nats_url=nats.url)
+
+    async def go():
+        async with await connect(h, tok=token()) as ws:
+            await recv(ws)
+            await ws.send(json.dumps({"type": "subscribe", "id": "r",
+                                      "subject": "deployments.u42.>", "since": "last"}))
+            got = []
+            while len(got) < 100:
+                m = await recv(ws)
+                if m["type"] == "event":
+                    got.append(m)
+            for ci in nc.run(nc.js.consumers_info(STREAM)):  # the replay's (and the live one)
+                nc.run(nc.js.delete_consumer(STREAM, ci.name))
+            frames = await until_synced(ws, "r", timeout=30)
+            got += events(frames)
+            assert len(got) == 2000
+            for e in got:  # only the last of each subject
+                i = int(e["subject"].split(".")[2][1:])
+                assert e["data"] == {"r": i % 2}, e
+            assert len({e["subject"] for e in got}) == 2000
+    run(go())
+
+
+def test_replay_ends_with_an_error_when_its_stream_goes(make_herald, nats, nc):
+    nc.add_stream(STREAM, ["deployments.>"])
+
+    async def fill():
+        from nats.aio.client import Client
+        c = Client()
+        await c.connect(nats.url)
+        js = c.jetstream()
+        await asyncio.gather(*[js.publish("deployments.u42.d1.status", b"1")
+                               for _ in range(3000)])
+        await c.close()
+    run(fill())
+    h = make_herald(hconfig(ws={"max_queue_bytes": 8192}), env=ENV, nats_url=nats.url)
+
+    async def go():
+        async with await connect(h, tok=token()) as ws:
+            await recv(ws)
+            await ws.send(json.dumps({"type": "subscribe", "id": "r",
+                                      "subject": "deployments.u42.>", "since": 0}))
+            n = 0
+            while n < 50:
+                n += (await recv(ws))["type"] == "event"
+            nc.run(nc.js.delete_stream(STREAM))
+            t0 = time.monotonic()
+            while True:
+                m = await recv(ws, 30)
+                if m["type"] == "error":
+                    break
+                assert m["type"] == "event"
+            assert m["code"] == "unavailable" and m["id"] == "r"
+            assert m["subject"] == "deployments.u42.>"
+            assert time.monotonic() - t0 < 25 * SLACK
+            # the subscription is gone: subscribing again is not a duplicate
+            r = await call(ws, {"type": "subscribe", "id": "again",
+                                "subject": "deployments.u42.>"}, timeout=15)
+            assert r.get("code") != "duplicate_subscription"
     run(go())
