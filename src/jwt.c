@@ -601,6 +601,8 @@ static hjwt_result check_claims(const hjwt_verifier *v, const json_t *claims, in
     const json_t *sub = json_object_get(claims, "sub");
     if (!json_is_integer(exp))
         return HJWT_BAD_CLAIMS;
+    if (json_integer_value(exp) > HJWT_MAX_EXP_S)
+        return HJWT_MALFORMED;
     if (nbf != NULL && !json_is_integer(nbf))
         return HJWT_BAD_CLAIMS;
     if (sub != NULL && !json_is_string(sub))

@@ -23,6 +23,9 @@
 #define HJWT_MAX_TOKEN_BYTES 8192 /* longer tokens are refused before decoding */
 #define HJWT_MAX_LEEWAY_S    300
 #define HJWT_RSA_MIN_BITS    2048
+/* Latest accepted `exp`: 9999-12-31T23:59:59Z. A later one is malformed
+ * (contract §3): it could not be turned into milliseconds or a timer. */
+#define HJWT_MAX_EXP_S 253402300799LL
 
 /* One configured key (one entry of auth.jwt.keys). Each key is bound to its
  * algorithm: a token is only ever checked against keys of its own `alg`. */
@@ -39,7 +42,8 @@ typedef struct hjwt_verifier hjwt_verifier;
 typedef enum {
     HJWT_OK = 0,
     HJWT_MALFORMED,     /* not a well-formed compact JWS: size, segments, base64url, JSON,
-                           duplicate keys, non-object, `crit`, `typ` other than JWT */
+                           duplicate keys, non-object, `crit`, `typ` other than JWT; or an
+                           `exp` after HJWT_MAX_EXP_S */
     HJWT_BAD_SIGNATURE, /* signature wrong, or alg not pinned by a key (none, case variant,
                            unsupported alg, alg/key mismatch, unknown kid) */
     HJWT_EXPIRED,       /* only fault: now >= exp + leeway */
