@@ -25,6 +25,7 @@ _Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
 #define TOKEN_MAX          8192
 #define WS_BATCH_MAX       (64 * 1024) /* bytes coalesced into one write */
 #define HTTP_PROTOCOL_NAME "http-only" /* lws's protocols[0]; never a session */
+#define EXPIRY_TIMER_MAX_S 86400       /* longest single expiry timer; re-armed when it fires */
 
 typedef struct session session;
 
@@ -298,8 +299,13 @@ static void schedule(session *s)
     if (!s->pong_deadline && s->next_ping && s->next_ping < next)
         next = s->next_ping;
     if (s->exp) {
-        int64_t left = (s->exp + s->srv->cfg->jwt_leeway_s - wall_now()) * 1000;
-        int64_t at = now + (left > 0 ? left : 0);
+        /* Seconds left, clamped before scaling: hjwt caps exp, but no claim
+         * value may overflow here. A far expiry re-arms from on_timer. */
+        int64_t left_s = s->exp - wall_now();
+        if (left_s > EXPIRY_TIMER_MAX_S)
+            left_s = EXPIRY_TIMER_MAX_S;
+        left_s += s->srv->cfg->jwt_leeway_s;
+        int64_t at = now + (left_s > 0 ? left_s * 1000 : 0);
         if (at < next)
             next = at;
     }
@@ -599,18 +605,25 @@ static void handle_auth(session *s, const wsreq *r)
 }
 
 /* Token offered on the upgrade request: header, then cookie, then query.
- * Returns a malloc'ed token or NULL. */
+ * Returns a malloc'ed token or NULL. An Authorization header that is not a
+ * usable "Bearer <token>" (another scheme, nothing after Bearer, a tab) is
+ * a bad token, returned as "" so the caller refuses it (contract §3): never
+ * an anonymous session. */
 static char *upgrade_token(ws_server *w, struct lws *wsi)
 {
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 0 && n < TOKEN_MAX + 16) {
         char *buf = malloc((size_t)n + 1);
-        if (buf && lws_hdr_copy(wsi, buf, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
-            strncasecmp(buf, "Bearer ", 7) == 0) {
-            memmove(buf, buf + 7, strlen(buf + 7) + 1);
-            return buf;
+        if (!buf || lws_hdr_copy(wsi, buf, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+            strncasecmp(buf, "Bearer ", 7) != 0) {
+            free(buf);
+            return strdup("");
         }
-        free(buf);
+        const char *tok = buf + 7;
+        while (*tok == ' ')
+            tok++;
+        memmove(buf, tok, strlen(tok) + 1);
+        return buf;
     } else if (n >= TOKEN_MAX + 16) {
         return strdup("x"); /* oversized: refused as invalid */
     }
