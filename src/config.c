@@ -525,6 +525,11 @@ static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
     cfg->ws_ping_interval_s = (int)get_int(c, o, "ping_interval_s", "ws", 1, 3600, 25);
     cfg->ws_ping_timeout_s = (int)get_int(c, o, "ping_timeout_s", "ws", 1, 3600, 10);
     cfg->ws_auth_cookie = get_str(c, o, "auth_cookie", "ws", NULL);
+    /* A browser sends the cookie with any site's WebSocket request: without
+     * an Origin allow-list every website could act as the visiting user. */
+    if (cfg->ws_auth_cookie && !cfg->allowed_origins)
+        problem(c, "ws.auth_cookie",
+                "requires ws.allowed_origins (cookies ride along on cross-site requests)");
     cfg->ws_query_token = get_bool(c, o, "query_token", "ws", false);
 }
 

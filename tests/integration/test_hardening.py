@@ -69,3 +69,19 @@ def test_usable_bearer_header_still_works(wsh):
     assert raw_upgrade(wsh, f"Authorization: Bearer {token()}\r\n") == 101
     assert raw_upgrade(wsh, f"Authorization: bearer  {token()}\r\n") == 101
     assert raw_upgrade(wsh, "") == 101  # no header at all: anonymous
+
+
+# ---- defect 5: cookie auth needs an Origin allow-list -----------------------
+
+def test_auth_cookie_without_allowed_origins_is_a_config_error(make_herald, tmp):
+    path = os.path.join(tmp, "cookie.json")
+    with open(path, "w") as f:
+        json.dump({"ws": {"auth_cookie": "herald_token"}}, f)
+    for args in (["--check-config", path], ["--config", path]):
+        r = run_herald(args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "ws.auth_cookie: requires ws.allowed_origins" in r.stdout + r.stderr
+    with open(path, "w") as f:
+        json.dump({"ws": {"auth_cookie": "herald_token",
+                          "allowed_origins": ["https://app.example"]}}, f)
+    assert run_herald(["--check-config", path]).returncode == 0

@@ -91,7 +91,8 @@ def test_cookie_and_query_token_off_by_default(wsh):
 
 
 def test_cookie_and_query_token_when_enabled(make_herald, nats):
-    h = make_herald(config(ws={"auth_cookie": "herald_token", "query_token": True}), env=ENV,
+    h = make_herald(config(ws={"auth_cookie": "herald_token", "query_token": True,
+                               "allowed_origins": ["https://app.example"]}), env=ENV,
                     nats_url=nats.url)
 
     async def go():

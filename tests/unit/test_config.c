@@ -391,6 +391,19 @@ static void test_valid_values_stored(void **state)
     config_free(c);
 }
 
+/* Cookie auth without an Origin allow-list is cross-site WebSocket hijacking
+ * waiting to happen (issue 17, defect 5). */
+static void test_auth_cookie_requires_allowed_origins(void **state)
+{
+    expect_only("{\"ws\":{\"auth_cookie\":\"hjwt\"}}",
+                "ws.auth_cookie: requires ws.allowed_origins (cookies ride along on cross-site "
+                "requests)");
+    hr_config *c =
+        ok("{\"ws\":{\"auth_cookie\":\"hjwt\",\"allowed_origins\":[\"https://a.example\"]}}");
+    assert_string_equal(c->ws_auth_cookie, "hjwt");
+    config_free(c);
+}
+
 /* ---- integer ranges ------------------------------------------------------ */
 
 typedef struct {
@@ -1437,6 +1450,7 @@ int main(void)
         cmocka_unit_test_setup(test_unknown_keys, setup),
         cmocka_unit_test_setup(test_wrong_types, setup),
         cmocka_unit_test_setup(test_valid_values_stored, setup),
+        cmocka_unit_test_setup(test_auth_cookie_requires_allowed_origins, setup),
         cmocka_unit_test_setup(test_int_ranges, setup),
         cmocka_unit_test_setup(test_parse_listen_good, setup),
         cmocka_unit_test_setup(test_parse_listen_bad, setup),
