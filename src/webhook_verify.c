@@ -369,7 +369,9 @@ static bool decode_sig(const char *p, size_t n, wv_encoding enc, unsigned char o
 
 /* Compare every tagged signature in s->sigs against every MAC. Items with
  * another tag are ignored in lists; a single-signature header must carry the
- * tag. A tagged item that does not decode is malformed. */
+ * tag. In a list, a tagged item that does not decode to a MAC is skipped
+ * (another may still match); a list where none decodes, or a single
+ * signature that does not, is malformed. */
 static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256_LEN],
                             size_t n_macs, const char **detail)
 {
@@ -381,11 +383,13 @@ static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (n >= tag_len && memcmp(p, s->tag, tag_len) == 0) {
             unsigned char sig[WV_SHA256_LEN];
-            if (!decode_sig(p + tag_len, n - tag_len, s->enc, sig))
+            if (decode_sig(p + tag_len, n - tag_len, s->enc, sig)) {
+                found++;
+                for (size_t k = 0; k < n_macs; k++)
+                    matched |= CRYPTO_memcmp(sig, macs[k], WV_SHA256_LEN) == 0;
+            } else if (!s->sep) {
                 FAIL(WV_MALFORMED, "signature does not decode to 32 bytes");
-            found++;
-            for (size_t k = 0; k < n_macs; k++)
-                matched |= CRYPTO_memcmp(sig, macs[k], WV_SHA256_LEN) == 0;
+            }
         } else if (!s->sep) {
             FAIL(WV_MALFORMED, "signature lacks the expected prefix");
         }
@@ -394,7 +398,7 @@ static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256
         p = end + 1;
     }
     if (found == 0)
-        FAIL(WV_MALFORMED, "no signature with a supported version");
+        FAIL(WV_MALFORMED, "no decodable signature with a supported version");
     if (!matched)
         FAIL(WV_BAD_SIGNATURE, "no signature matches");
     return WV_OK;

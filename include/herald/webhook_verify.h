@@ -110,8 +110,9 @@ wv_scheme wv_config_scheme(const wv_config *c);
  * in constant time per comparison, without early exit. The signature is
  * checked before freshness, so WV_STALE means "authentic but too old/new".
  * Parsing: in list headers (webhook-signature, Stripe-Signature) entries of
- * other versions/schemes are ignored, but a v1 entry that does not decode
- * to 32 bytes, or a list with no v1 entry at all, is WV_MALFORMED; a
+ * other versions/schemes, and v1 entries that do not decode to 32 bytes,
+ * are skipped (another entry may still match); a list with no decodable v1
+ * entry at all is WV_MALFORMED; a
  * single-signature header must start with its tag ("sha256=", "v0=", the
  * configured prefix; case-sensitive). webhook-* headers are used if any of
  * the three is present, else svix-*. An empty header value is malformed. */
