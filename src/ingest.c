@@ -15,12 +15,13 @@
 #include "herald/netutil.h"
 #include "herald/subject.h"
 
-#define STREAMS_REFRESH_MS 60000 /* contract §4: a stream created later is used within a minute */
-#define WAIT_BUCKETS       1024
-#define JS_MAX_PENDING     8192 /* outstanding async publishes */
-#define JS_STALL_WAIT      50   /* ms an MHD worker may block when MaxPending is reached */
-#define STREAM_NAME_MAX    256
-#define FORCED_REFRESH_MS  1000 /* delivery "jetstream": re-read the list at most this often */
+#define STREAMS_REFRESH_MS   60000 /* contract §4: a stream created later is used within a minute */
+#define WAIT_BUCKETS         1024
+#define JS_MAX_PENDING       8192 /* outstanding async publishes */
+#define JS_STALL_WAIT        50   /* ms an MHD worker may block when MaxPending is reached */
+#define STREAM_NAME_MAX      256
+#define FORCED_REFRESH_MS    1000 /* delivery "jetstream": re-read the list at most this often */
+#define ACK_HANDLER_GRACE_MS 5000 /* shutdown: wait for ack handlers already running */
 
 /* A timeout leaves the outcome open (contract §4 amended in the note): the
  * bytes may have reached NATS. Say so; a retry with the same delivery id is
@@ -64,6 +65,9 @@ struct ingest {
      * and nothing touches an op after the HTTP side freed it. */
     int publishing, finishing;
     pthread_cond_t idle_cv;
+    /* ingest_drain could not see every running ack handler return: they may
+     * still touch g, so ingest_free leaves it allocated (process exit). */
+    bool handlers_unsettled;
     /* Which stream captures a subject is answered from a local copy of the
      * stream list, refreshed in the background: no request waits on a
      * lookup round trip, except before the first successful read and right
@@ -686,9 +690,24 @@ void ingest_drain(ingest *g, int timeout_ms)
         jsPubOptions_Init(&po);
         po.MaxWait = timeout_ms > 0 ? timeout_ms : 1;
         if (js_PublishAsyncComplete(g->js, &po) != NATS_OK) {
+            /* Reclaim the unacknowledged messages: nats.c then counts only
+             * the ack handlers that took their message and have not yet
+             * returned (it decrements its pending count after the handler
+             * returns). Such a handler may not have reached wait_take, so
+             * `finishing` cannot see it: wait for nats.c to see it return,
+             * or never free what it may touch. */
             natsMsgList pending = {0};
             if (js_PublishAsyncGetPendingList(&pending, g->js) == NATS_OK)
                 natsMsgList_Destroy(&pending);
+            po.MaxWait = ACK_HANDLER_GRACE_MS;
+            if (js_PublishAsyncComplete(g->js, &po) != NATS_OK) {
+                log_warn("shutdown: a JetStream ack handler is still running; ingest state is "
+                         "left allocated",
+                         NULL);
+                pthread_mutex_lock(&g->mu);
+                g->handlers_unsettled = true;
+                pthread_mutex_unlock(&g->mu);
+            }
         }
     }
     for (;;) {
@@ -714,6 +733,11 @@ void ingest_drain(ingest *g, int timeout_ms)
 void ingest_free(ingest *g)
 {
     if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    bool unsettled = g->handlers_unsettled;
+    pthread_mutex_unlock(&g->mu);
+    if (unsettled)
         return;
     stop_flusher(g);
     pthread_mutex_lock(&g->smu);

@@ -81,7 +81,9 @@ hr_status ingest_watch_dedup(ingest *g, const char *source, const char *pattern)
  * its `done`). */
 void ingest_drain(ingest *g, int timeout_ms);
 
-/* Free (after ingest_drain). NULL is a no-op. */
+/* Free (after ingest_drain). NULL is a no-op. If ingest_drain could not
+ * see every running PubAck handler return, the state is left allocated
+ * rather than freed under a handler (the process is exiting). */
 void ingest_free(ingest *g);
 
 /* A random UUID v4 as 36 characters + NUL. */
