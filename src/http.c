@@ -20,6 +20,7 @@
 #include "herald/http_ingest.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
+#include "herald/ratelimit.h"
 
 /* MHD refuses (with its own HTML page) what does not fit its per-connection
  * memory; herald's limits are lower and answered with problem+json. The pool
@@ -62,6 +63,7 @@ struct http_req {
     bool after_stop;           /* its request line arrived after shutdown began */
     hi_req *ingest;            /* state of a body route (webhooks, publish API) */
     char client[CIP_TEXT_MAX]; /* the client address herald believes (for logs) */
+    int retry_after;           /* seconds, when refused by the rate limit */
 };
 
 struct http_server {
@@ -76,6 +78,7 @@ struct http_server {
     _Atomic int inflight; /* requests begun and not completed */
     metrics_family *m_requests;
     http_ingest *ingest; /* webhooks and publish API */
+    rl_table *rl;        /* limits.http_requests_per_ip, or NULL when off */
     char real_static[PATH_MAX];
 };
 
@@ -504,6 +507,31 @@ static int scan_header(void *cls, enum MHD_ValueKind kind, const char *key, cons
     return MHD_YES;
 }
 
+/* limits.http_requests_per_ip applies to every route but the probes, which
+ * must stay cheap and always answer (contract §6; issue 17, defect 6). The
+ * refusal's Retry-After is left in r->retry_after. */
+static bool over_rate(http_server *s, http_req *r, struct MHD_Connection *c, const char *url)
+{
+    if (!s->rl || (r->route && (r->route->fn == h_healthz || r->route->fn == h_readyz)))
+        return false;
+    char key[RL_KEY_LEN];
+    rl_client_key_text(r->client, key); /* the address herald believes (trusted proxies) */
+    return !rl_allow(s->rl, key, net_now_ms(), &r->retry_after);
+}
+
+static enum MHD_Result send_rate_limited(http_server *s, http_req *r, struct MHD_Connection *c,
+                                         const char *url)
+{
+    if (r->route)
+        r->label = r->route->label;
+    http_ingest_count_rate_limited(s->ingest, url);
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", r->retry_after > 0 ? r->retry_after : 1);
+    return send_problem(r, c, 429, "rate-limited",
+                        "too many requests from this address; retry after Retry-After seconds",
+                        MHD_HTTP_HEADER_RETRY_AFTER, ra, false);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -548,6 +576,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_problem(r, c, 501, "unsupported-transfer-encoding",
                                 "only Transfer-Encoding: chunked is supported", NULL, NULL, true);
         r->route = find_route(url);
+        if (over_rate(s, r, c, url))
+            return send_rate_limited(s, r, c, url);
         if (!r->route)
             return send_problem(r, c, 404, "not-found", "no such route", NULL, NULL, false);
         r->label = r->route->label;
@@ -628,14 +658,22 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         s->real_static[0] = '\0';
     s->m_requests = metrics_counter(deps->metrics, "herald_http_requests_total",
                                     "HTTP requests by route and status class.", "route,code");
+    const hr_rate *lim = &deps->cfg->http_requests_per_ip;
+    if (lim->on && !(s->rl = rl_new(lim->rate_per_s, lim->burst))) {
+        snprintf(err, errlen, "limits.http_requests_per_ip: cannot set up");
+        free(s);
+        return HR_ERR_INVALID;
+    }
     hr_status st = http_ingest_new(&s->ingest, deps, err, errlen);
     if (st != HR_OK) {
+        rl_free(s->rl);
         free(s);
         return st;
     }
     s->listen_fd = net_listen(&deps->cfg->http_listen, err, errlen);
     if (s->listen_fd < 0) {
         http_ingest_free(s->ingest);
+        rl_free(s->rl);
         free(s);
         return HR_ERR_LISTEN;
     }
@@ -652,6 +690,7 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
         close(s->listen_fd);
         http_ingest_free(s->ingest);
+        rl_free(s->rl);
         free(s);
         return HR_ERR_LISTEN;
     }
@@ -692,5 +731,6 @@ void http_stop(http_server *s, int timeout_ms)
                  atomic_load(&s->inflight));
     MHD_stop_daemon(s->d);
     http_ingest_free(s->ingest);
+    rl_free(s->rl);
     free(s);
 }

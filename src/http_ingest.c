@@ -22,7 +22,6 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/perms.h"
-#include "herald/ratelimit.h"
 #include "herald/subject.h"
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
@@ -90,7 +89,6 @@ struct http_ingest {
     wh_source *src;
     size_t nsrc;
     char retry_after[16];
-    rl_table *rl; /* limits.http_requests_per_ip, or NULL when off */
 };
 
 enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED, PH_LINGER };
@@ -272,28 +270,6 @@ static bool take_chunk(hi_req *q, const char *data, size_t n)
     }
     memcpy(q->buf + q->len, data, n);
     q->len += n;
-    return true;
-}
-
-/* limits.http_requests_per_ip: true (and a 429 queued) when this client is
- * over its rate. */
-static bool over_rate(hi_req *q, int *status, enum MHD_Result *ret)
-{
-    if (!q->h->rl)
-        return false;
-    char ip[CIP_TEXT_MAX];
-    http_client_ip(q->conn, q->h->cfg, ip, sizeof ip);
-    int retry = 1;
-    if (rl_allow(q->h->rl, ip, net_now_ms(), &retry))
-        return false;
-    char ra[16];
-    snprintf(ra, sizeof ra, "%d", retry);
-    count(q, O_RATE_LIMITED);
-    q->phase = PH_ANSWERED;
-    *status = 429;
-    *ret = http_problem(q->conn, 429, "rate-limited",
-                        "too many requests from this address; retry after Retry-After seconds",
-                        MHD_HTTP_HEADER_RETRY_AFTER, ra, false);
     return true;
 }
 
@@ -675,9 +651,6 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
     q->phase = PH_BODY;
     const char *name = url + strlen("/v1/webhooks/");
     q->src = find_source(h, name);
-    enum MHD_Result ret;
-    if (over_rate(q, status, &ret))
-        return ret;
     if (!q->src)
         return problem(q, status, 404, O_COUNT, "unknown-source", "no webhook source by that name");
     q->limit = effective_limit(h, q->src->conf->max_body_bytes);
@@ -810,9 +783,6 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
     if (!q)
         return MHD_NO;
     q->phase = PH_BODY;
-    enum MHD_Result ret;
-    if (over_rate(q, status, &ret))
-        return ret;
     const char *why = authenticate(q);
     if (why)
         return problem(q, status, 401, O_COUNT, "unauthorized", why);
@@ -833,6 +803,15 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
         return problem(q, status, 413, O_COUNT, "too-large",
                        "the body is larger than publish_api.max_body_bytes");
     return MHD_YES;
+}
+
+void http_ingest_count_rate_limited(http_ingest *h, const char *url)
+{
+    const char *prefix = "/v1/webhooks/";
+    wh_source *s =
+        strncmp(url, prefix, strlen(prefix)) == 0 ? find_source(h, url + strlen(prefix)) : NULL;
+    if (s)
+        metrics_add(s->m[O_RATE_LIMITED], 1);
 }
 
 void http_ingest_req_free(hi_req *q)
@@ -938,12 +917,6 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     h->bus = deps->bus;
     h->jwt = deps->jwt;
     snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
-    const hr_rate *lim = &deps->cfg->http_requests_per_ip;
-    if (lim->on && !(h->rl = rl_new(lim->rate_per_s, lim->burst))) {
-        snprintf(err, errlen, "limits.http_requests_per_ip: cannot set up");
-        free(h);
-        return HR_ERR_INVALID;
-    }
     hr_status st = ingest_new(&h->ing, deps->cfg, deps->bus, deps->metrics);
     if (st != HR_OK) {
         snprintf(err, errlen, "cannot set up JetStream publishing");
@@ -987,6 +960,5 @@ void http_ingest_free(http_ingest *h)
         source_free(&h->src[i]);
     free(h->src);
     ingest_free(h->ing);
-    rl_free(h->rl);
     free(h);
 }

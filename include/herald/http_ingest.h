@@ -50,6 +50,11 @@ void http_client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, s
  * OOM). Implemented in http.c. */
 char *http_problem_text(int status, const char *slug, const char *detail);
 
+/* http.c refused this request with 429 (limits.http_requests_per_ip): count
+ * it in herald_webhooks_total{outcome="rate_limited"} when url names a
+ * webhook source. */
+void http_ingest_count_rate_limited(http_ingest *h, const char *url);
+
 /* RFC 9457 problem+json (implemented in http.c). extra_header may be NULL. */
 enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
                              const char *detail, const char *extra_header, const char *extra_value,

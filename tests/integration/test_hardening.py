@@ -85,3 +85,20 @@ def test_auth_cookie_without_allowed_origins_is_a_config_error(make_herald, tmp)
         json.dump({"ws": {"auth_cookie": "herald_token",
                           "allowed_origins": ["https://app.example"]}}, f)
     assert run_herald(["--check-config", path]).returncode == 0
+
+
+# ---- defect 6: the HTTP rate limit covers every route but the probes -----------
+
+def test_rate_limit_applies_to_every_route_but_probes(make_herald, nats):
+    h = make_herald({"limits": {"http_requests_per_ip": {"rate_per_s": 0.01, "burst": 2}}},
+                    nats_url=nats.url)
+    assert h.get("/metrics").status == 200
+    assert h.get("/openapi.json").status == 200
+    for path in ("/metrics", "/openapi.json", "/static/app.js", "/", "/docs", "/no-such-route"):
+        r = h.get(path)
+        assert r.status == 429, (path, r.status)
+        assert r.headers["Content-Type"] == "application/problem+json"
+        assert int(r.headers["Retry-After"]) >= 1
+    for _ in range(20):  # probes stay answered, however often they are called
+        assert h.get("/healthz").status == 200
+        assert h.get("/readyz").status == 200

@@ -516,10 +516,12 @@ def test_rate_limited_429(make_herald, nats):
     r = h.get("/v1/webhooks/small", headers=hdrs, method="POST", data=body)
     assert_problem(r, 429)
     assert 1 <= int(r.headers["Retry-After"]) <= 5
-    # the publish API shares the per-address budget; operational routes do not
+    # the publish API shares the per-address budget; the probes do not
     assert_problem(h.get("/v1/publish/a.b", method="POST", data=b"x"), 429)
     assert h.get("/healthz").status == 200
-    text = h.get("/metrics").body.decode()
+    r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(h.get("/metrics")),
+                 timeout=15, what="a token for /metrics")
+    text = r.body.decode()
     assert 'herald_webhooks_total{source="small",outcome="rate_limited"} 1' in text
 
 
