@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -70,6 +72,10 @@ struct http_server {
     _Atomic bool stopping;         /* http_stop began: refuse new requests */
     _Atomic bool js_ok;            /* last JetStream probe (readyz) */
     _Atomic int64_t js_checked_ms; /* ...and when it ran */
+    pthread_t probe;               /* js_probe_main, when JetStream is needed */
+    bool probe_running, probe_stop;
+    pthread_mutex_t probe_mu; /* guards probe_stop */
+    pthread_cond_t probe_cv;
     struct MHD_Daemon *d;
     int listen_fd;
     int port;
@@ -257,22 +263,50 @@ static bool needs_jetstream(const hr_config *cfg)
     return false;
 }
 
-/* Ask JetStream for its account info ($JS.API.INFO), bounded by 1 s; the
- * answer is reused for 2 s so probes cannot pile up requests. */
+/* The JetStream probe thread: asks for the account info ($JS.API.INFO,
+ * bounded by 1 s) every JS_PROBE_PERIOD_MS, one request at a time, so
+ * /readyz answers from the last result and never waits on NATS on an MHD
+ * worker (issue 17, defect 3). Runs only when JetStream is needed. */
+#define JS_PROBE_PERIOD_MS  2000
+#define JS_PROBE_TIMEOUT_MS 1000
+
+static void *js_probe_main(void *arg)
+{
+    http_server *s = arg;
+    pthread_mutex_lock(&s->probe_mu);
+    while (!s->probe_stop) {
+        pthread_mutex_unlock(&s->probe_mu);
+        bool ok = false;
+        if (bus_get_state(s->deps.bus) == BUS_CONNECTED) {
+            natsMsg *reply = NULL;
+            natsStatus st = natsConnection_RequestString(&reply, bus_conn(s->deps.bus),
+                                                         "$JS.API.INFO", "", JS_PROBE_TIMEOUT_MS);
+            ok = st == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
+                 !strstr(natsMsg_GetData(reply), "\"error\"");
+            natsMsg_Destroy(reply);
+        }
+        atomic_store(&s->js_ok, ok);
+        atomic_store(&s->js_checked_ms, net_now_ms());
+        pthread_mutex_lock(&s->probe_mu);
+        if (s->probe_stop)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(JS_PROBE_PERIOD_MS % 1000) * 1000000L;
+        ts.tv_sec += JS_PROBE_PERIOD_MS / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->probe_cv, &s->probe_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->probe_mu);
+    return NULL;
+}
+
+/* The last probe's answer; a result older than two periods (the probe is
+ * stuck in a request) counts as "does not answer". */
 static bool jetstream_answers(http_server *s)
 {
-    int64_t now = net_now_ms();
-    if (now - atomic_load(&s->js_checked_ms) < 2000)
-        return atomic_load(&s->js_ok);
-    natsMsg *reply = NULL;
-    natsStatus st =
-        natsConnection_RequestString(&reply, bus_conn(s->deps.bus), "$JS.API.INFO", "", 1000);
-    bool ok = st == NATS_OK && natsMsg_GetDataLength(reply) > 0 &&
-              !strstr(natsMsg_GetData(reply), "\"error\"");
-    natsMsg_Destroy(reply);
-    atomic_store(&s->js_ok, ok);
-    atomic_store(&s->js_checked_ms, now);
-    return ok;
+    int64_t age = net_now_ms() - atomic_load(&s->js_checked_ms);
+    return atomic_load(&s->js_ok) && age <= 2 * JS_PROBE_PERIOD_MS + JS_PROBE_TIMEOUT_MS;
 }
 
 static enum MHD_Result h_readyz(http_server *s, http_req *r, struct MHD_Connection *c,
@@ -654,6 +688,8 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
     }
     s->deps = *deps;
     s->started_ms = net_now_ms();
+    pthread_mutex_init(&s->probe_mu, NULL);
+    pthread_cond_init(&s->probe_cv, NULL);
     if (!realpath(deps->static_dir, s->real_static))
         s->real_static[0] = '\0';
     s->m_requests = metrics_counter(deps->metrics, "herald_http_requests_total",
@@ -694,8 +730,21 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         free(s);
         return HR_ERR_LISTEN;
     }
+    if (needs_jetstream(deps->cfg) && pthread_create(&s->probe, NULL, js_probe_main, s) == 0)
+        s->probe_running = true;
     *out = s;
     return HR_OK;
+}
+
+static void stop_probe(http_server *s)
+{
+    pthread_mutex_lock(&s->probe_mu);
+    s->probe_stop = true;
+    pthread_cond_broadcast(&s->probe_cv);
+    pthread_mutex_unlock(&s->probe_mu);
+    if (s->probe_running)
+        pthread_join(s->probe, NULL);
+    s->probe_running = false;
 }
 
 int http_port(const http_server *s)
@@ -730,7 +779,10 @@ void http_stop(http_server *s, int timeout_ms)
         log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",
                  atomic_load(&s->inflight));
     MHD_stop_daemon(s->d);
+    stop_probe(s);
     http_ingest_free(s->ingest);
     rl_free(s->rl);
+    pthread_mutex_destroy(&s->probe_mu);
+    pthread_cond_destroy(&s->probe_cv);
     free(s);
 }

@@ -80,6 +80,15 @@ struct ingest {
     pthread_cond_t refresh_cv;
     pthread_t refresher;
     bool refresher_running, refresher_stop;
+    /* Publishes whose stream lookup needs a fresh list (none read yet, stale
+     * after a refusal, a jetstream-only miss): their connection is
+     * suspended, and the refresher resolves and publishes them after its
+     * next read. No MHD worker ever waits on the lookup round trip. */
+    ingest_op *lookupq;  /* singly linked through next */
+    bool refresh_wanted; /* read the list now, not at the next period */
+    bool lookup_closed;  /* ingest_drain began: nothing more is queued */
+    int resolving;       /* ops the refresher took from lookupq and has not finished */
+    pthread_cond_t resolved_cv;
     /* Core publishes waiting for a flush: one flusher thread flushes once
      * for every publish queued so far (group commit) and resumes them all,
      * so no HTTP worker blocks on a PING/PONG round trip. */
@@ -272,6 +281,7 @@ hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m)
     pthread_cond_init(&g->idle_cv, NULL);
     pthread_mutex_init(&g->smu, NULL);
     pthread_cond_init(&g->refresh_cv, NULL);
+    pthread_cond_init(&g->resolved_cv, NULL);
     static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                     0.1,    0.25,  0.5,    1,     2.5,  5,     10};
     size_t nb = sizeof bounds / sizeof bounds[0];
@@ -472,29 +482,6 @@ static void streams_mark_stale(ingest *g)
     pthread_mutex_unlock(&g->smu);
 }
 
-/* Background refresh every STREAMS_REFRESH_MS; every second until the
- * first list has been read (so startup checks run soon after connecting). */
-static void *refresher_main(void *arg)
-{
-    ingest *g = arg;
-    pthread_mutex_lock(&g->smu);
-    while (!g->refresher_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += g->streams_ms ? STREAMS_REFRESH_MS / 1000 : 1;
-        pthread_cond_timedwait(&g->refresh_cv, &g->smu, &ts);
-        if (g->refresher_stop)
-            break;
-        pthread_mutex_unlock(&g->smu);
-        const char *why = NULL;
-        if (bus_get_state(g->bus) == BUS_CONNECTED)
-            refresh_streams(g, &why);
-        pthread_mutex_lock(&g->smu);
-    }
-    pthread_mutex_unlock(&g->smu);
-    return NULL;
-}
-
 /* Caller holds smu. 1 found (name in out), 0 none. */
 static int match_locked(ingest *g, const char *subject, char *out, size_t cap)
 {
@@ -513,32 +500,111 @@ static int match_locked(ingest *g, const char *subject, char *out, size_t cap)
     return 0;
 }
 
-/* Which stream captures `subject`? 1 = found, 0 = none, -1 = JetStream did
- * not answer (why set). `required`: a source that must use JetStream
- * re-reads the list on a miss, at most once a second. */
-static int lookup_stream(ingest *g, const char *subject, bool required, char *out, size_t cap,
-                         const char **why)
+static bool publish_resolved(ingest *g, natsMsg *msg, hr_delivery d, int found, const char *stream,
+                             const char *why, ingest_op *op, bool suspended);
+
+/* Resolve and publish the ops that waited for this read (on the refresher
+ * thread; their connections are suspended). fetched: the read succeeded. */
+static void resolve_batch(ingest *g, ingest_op *batch, bool fetched, const char *why)
+{
+    while (batch) {
+        ingest_op *op = batch;
+        batch = op->next;
+        op->next = NULL;
+        natsMsg *msg = op->lookup_msg;
+        op->lookup_msg = NULL;
+        char stream[STREAM_NAME_MAX] = "";
+        pthread_mutex_lock(&g->smu);
+        /* After a failed read a stale copy still beats no answer. */
+        int found = fetched || g->streams_ms
+                        ? match_locked(g, natsMsg_GetSubject(msg), stream, sizeof stream)
+                        : -1;
+        pthread_mutex_unlock(&g->smu);
+        if (!publish_resolved(g, msg, op->lookup_delivery, found, stream,
+                              why ? why : "JetStream did not answer the stream lookup", op, true))
+            op->done(op->ctx);
+    }
+    pthread_mutex_lock(&g->smu);
+    g->resolving--;
+    pthread_cond_broadcast(&g->resolved_cv);
+    pthread_mutex_unlock(&g->smu);
+}
+
+/* The one thread that reads the stream list: at start, every
+ * STREAMS_REFRESH_MS, and at once when a request waits for it. */
+static void *refresher_main(void *arg)
+{
+    ingest *g = arg;
+    pthread_mutex_lock(&g->smu);
+    g->refresh_wanted = true; /* first read right away */
+    while (!g->refresher_stop) {
+        if (!g->refresh_wanted && !g->lookupq) {
+            /* every second until a first list has been read (startup
+             * checks run soon after connecting), then every period */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += g->streams_ms ? STREAMS_REFRESH_MS / 1000 : 1;
+            if (pthread_cond_timedwait(&g->refresh_cv, &g->smu, &ts) != 0)
+                g->refresh_wanted = true; /* the period passed */
+            continue;
+        }
+        g->refresh_wanted = false;
+        bool waiters = g->lookupq != NULL;
+        pthread_mutex_unlock(&g->smu);
+        const char *why = NULL;
+        bool fetched = false;
+        if (bus_get_state(g->bus) == BUS_CONNECTED)
+            fetched = refresh_streams(g, &why) == 0;
+        else
+            why = "NATS is not connected";
+        pthread_mutex_lock(&g->smu);
+        /* Requests queued during the read wait for the next one: the list
+         * they need may be newer than what was just read. */
+        if (!waiters)
+            continue;
+        ingest_op *batch = g->lookupq;
+        g->lookupq = NULL;
+        if (!batch)
+            continue;
+        g->resolving++;
+        pthread_mutex_unlock(&g->smu);
+        resolve_batch(g, batch, fetched, why);
+        pthread_mutex_lock(&g->smu);
+    }
+    pthread_mutex_unlock(&g->smu);
+    return NULL;
+}
+
+/* Which stream captures `subject`, from the local copy only: 1 found, 0
+ * none, 2 = the copy cannot answer (none read yet, stale after a refusal,
+ * or a jetstream-only miss that may re-read, at most once a second): the
+ * op is then queued for the refresher and `prepare` was called. */
+static int lookup_or_queue(ingest *g, natsMsg *msg, hr_delivery d, ingest_op *op, char *out,
+                           size_t cap)
 {
     int64_t now = net_now_ms();
     pthread_mutex_lock(&g->smu);
-    bool sync = g->streams_ms == 0 || g->streams_stale;
-    int rc = sync ? -1 : match_locked(g, subject, out, cap);
-    if (rc == 0 && required && now - g->forced_ms >= FORCED_REFRESH_MS) {
+    bool fetch = g->streams_ms == 0 || g->streams_stale;
+    int rc = fetch ? 0 : match_locked(g, natsMsg_GetSubject(msg), out, cap);
+    if (rc == 0 && !fetch && d == DELIVERY_JETSTREAM && now - g->forced_ms >= FORCED_REFRESH_MS) {
         g->forced_ms = now;
-        sync = true;
+        fetch = true;
     }
-    pthread_mutex_unlock(&g->smu);
-    if (!sync)
-        return rc;
-    if (refresh_streams(g, why) != 0) {
-        pthread_mutex_lock(&g->smu);
-        /* A stale copy still beats no answer. */
-        rc = g->streams_ms ? match_locked(g, subject, out, cap) : -1;
+    if (fetch && !g->lookup_closed && g->refresher_running) {
+        op->lookup_msg = msg;
+        op->lookup_delivery = d;
+        op->next = g->lookupq;
+        g->lookupq = op;
+        op->prepare(op->ctx); /* under smu: the refresher cannot finish it first */
+        g->refresh_wanted = true;
+        pthread_cond_signal(&g->refresh_cv);
         pthread_mutex_unlock(&g->smu);
-        return rc;
+        return 2;
     }
-    pthread_mutex_lock(&g->smu);
-    rc = match_locked(g, subject, out, cap);
+    if (fetch && g->streams_ms) /* cannot queue (shutting down): the stale copy */
+        rc = match_locked(g, natsMsg_GetSubject(msg), out, cap);
+    else if (fetch)
+        rc = -1;
     pthread_mutex_unlock(&g->smu);
     return rc;
 }
@@ -569,23 +635,15 @@ hr_status ingest_watch_dedup(ingest *g, const char *source, const char *pattern)
 
 /* ---- publishing --------------------------------------------------------- */
 
-bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
+/* Publish msg once its stream is known (found: 1 stream, 0 none, -1 the
+ * lookup failed with why). `suspended`: prepare was already called (the op
+ * waited for the refresher). Same return as ingest_publish. */
+static bool publish_resolved(ingest *g, natsMsg *msg, hr_delivery d, int found, const char *stream,
+                             const char *why, ingest_op *op, bool suspended)
 {
-    natsMsg *msg = *msgp;
-    *msgp = NULL;
-    memset(&op->res, 0, sizeof op->res);
     natsConnection *nc = bus_conn(g->bus);
-    if (!nc || bus_get_state(g->bus) != BUS_CONNECTED) {
-        fail(&op->res, "NATS is not connected");
-        natsMsg_Destroy(msg);
-        return false;
-    }
-    const char *subject = natsMsg_GetSubject(msg);
-    const char *why = NULL;
-    char stream[STREAM_NAME_MAX] = "";
     bool use_js = false;
     if (d != DELIVERY_CORE) {
-        int found = lookup_stream(g, subject, d == DELIVERY_JETSTREAM, stream, sizeof stream, &why);
         if (found < 0) {
             fail(&op->res, why);
             natsMsg_Destroy(msg);
@@ -617,7 +675,8 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
         if (g->flusher_running && !g->closing) {
             op->next = g->flushq;
             g->flushq = op;
-            op->prepare(op->ctx); /* under mu, as for JetStream below */
+            if (!suspended)
+                op->prepare(op->ctx); /* under mu, as for JetStream below */
             pthread_cond_signal(&g->flush_cv);
             pthread_mutex_unlock(&g->mu);
             return true;
@@ -646,7 +705,8 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
      * connection is not suspended yet. */
     wait_insert(g, op);
     g->publishing++;
-    op->prepare(op->ctx);
+    if (!suspended)
+        op->prepare(op->ctx);
     pthread_mutex_unlock(&g->mu);
     jsPubOptions po;
     jsPubOptions_Init(&po);
@@ -674,11 +734,51 @@ bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
     return true;
 }
 
+bool ingest_publish(ingest *g, natsMsg **msgp, hr_delivery d, ingest_op *op)
+{
+    natsMsg *msg = *msgp;
+    *msgp = NULL;
+    memset(&op->res, 0, sizeof op->res);
+    natsConnection *nc = bus_conn(g->bus);
+    if (!nc || bus_get_state(g->bus) != BUS_CONNECTED) {
+        fail(&op->res, "NATS is not connected");
+        natsMsg_Destroy(msg);
+        return false;
+    }
+    char stream[STREAM_NAME_MAX] = "";
+    int found = 0;
+    if (d != DELIVERY_CORE) {
+        found = lookup_or_queue(g, msg, d, op, stream, sizeof stream);
+        if (found == 2)
+            return true; /* the refresher publishes it after its read */
+    }
+    return publish_resolved(g, msg, d, found, stream, "JetStream did not answer the stream lookup",
+                            op, false);
+}
+
 void ingest_drain(ingest *g, int timeout_ms)
 {
     if (!g)
         return;
     stop_flusher(g); /* sets closing; flushes and answers every queued core publish */
+    /* Publishes waiting for a stream-list read are answered now; those the
+     * refresher already took finish first (they see `closing`). */
+    pthread_mutex_lock(&g->smu);
+    g->lookup_closed = true;
+    ingest_op *queued = g->lookupq;
+    g->lookupq = NULL;
+    while (g->resolving > 0)
+        pthread_cond_wait(&g->resolved_cv, &g->smu);
+    pthread_mutex_unlock(&g->smu);
+    while (queued) {
+        ingest_op *op = queued;
+        queued = op->next;
+        op->next = NULL;
+        natsMsg_Destroy(op->lookup_msg);
+        op->lookup_msg = NULL;
+        fail(&op->res, "herald is shutting down");
+        op->done(op->ctx);
+    }
     /* Publishes registered before `closing` finish their js_PublishMsgAsync
      * first, so none is sent after we answered it. */
     pthread_mutex_lock(&g->mu);
@@ -755,6 +855,7 @@ void ingest_free(ingest *g)
     free(g->watches);
     pthread_mutex_destroy(&g->smu);
     pthread_cond_destroy(&g->refresh_cv);
+    pthread_cond_destroy(&g->resolved_cv);
     pthread_cond_destroy(&g->flush_cv);
     pthread_cond_destroy(&g->idle_cv);
     pthread_mutex_destroy(&g->mu);

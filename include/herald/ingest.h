@@ -1,15 +1,19 @@
 /* ingest: publishing one inbound event (webhook or publish API) to NATS
  * with the delivery guarantee of contract §4.
  * Owns the JetStream context used for asynchronous publishing, the
- * subject → capturing-stream cache (looked up with $JS.API.STREAM.NAMES on
- * first use, kept 60 s), the table of publishes waiting for their PubAck,
- * and the publish / ack-duration metrics.
+ * subject → capturing-stream cache (a copy of $JS.API.STREAM.LIST read by
+ * one background thread at start, every 60 s and on demand), the publishes
+ * waiting for that read, the table of publishes waiting for their PubAck,
+ * and the publish / ack-duration metrics. No caller thread ever waits on a
+ * NATS round trip: a publish whose lookup needs a fresh read is suspended
+ * (`prepare`) and published by the reading thread afterwards.
  * Does not own the HTTP side: a caller that must not block hands in a
  * `prepare` hook (run just before the asynchronous publish, e.g.
  * MHD_suspend_connection) and a `done` callback (e.g. MHD_resume_connection).
  * Threads: ingest_publish runs on any caller thread; `done` runs on a nats.c
- * thread (the ack handler), on ingest's flusher thread (core), on the
- * caller's thread for synchronous failures, or in ingest_drain. */
+ * thread (the ack handler), on ingest's flusher thread (core), on its
+ * stream-list thread (a publish that waited for the list), on the caller's
+ * thread for synchronous failures, or in ingest_drain. */
 #ifndef HERALD_INGEST_H
 #define HERALD_INGEST_H
 
@@ -45,6 +49,8 @@ typedef struct ingest_op {
     void *ctx;
     /* private */
     natsMsg *msg_key;              /* JetStream: the published message, to match its ack */
+    natsMsg *lookup_msg;           /* waiting for a stream-list read: the message... */
+    hr_delivery lookup_delivery;   /* ...and its delivery */
     int64_t t0_ns;                 /* publish start, for the duration histograms */
     struct ingest_op *next, *prev; /* PubAck wait table bucket, or the flush queue (next) */
 } ingest_op;

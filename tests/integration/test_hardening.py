@@ -2,14 +2,19 @@
 real herald and a real nats-server (127.0.0.1 only, bounded in count and
 time)."""
 import base64
+import concurrent.futures
+import hashlib
+import hmac
 import json
 import os
 import socket
+import subprocess
 import time
 
 import pytest
 
-from conftest import SLACK, run_herald, wait_for
+from conftest import SLACK, assert_problem, free_port, run_herald, wait_for
+from natsclient import NatsClient
 from wsclient import ENV, RawClient, SECRET, config, token
 
 import jwt as pyjwt
@@ -102,3 +107,61 @@ def test_rate_limit_applies_to_every_route_but_probes(make_herald, nats):
     for _ in range(20):  # probes stay answered, however often they are called
         assert h.get("/healthz").status == 200
         assert h.get("/readyz").status == 200
+
+
+# ---- defect 3: no MHD worker ever waits on NATS --------------------------------
+
+GH_SECRET = "gh-secret-0123456789"
+
+
+def gh_post(h, body, event, delivery, timeout=30):
+    sig = "sha256=" + hmac.new(GH_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return h.get("/v1/webhooks/github", method="POST", data=body, timeout=timeout,
+                 headers={"X-Hub-Signature-256": sig, "X-GitHub-Event": event,
+                          "X-GitHub-Delivery": delivery, "Content-Type": "application/json"})
+
+
+@pytest.fixture
+def hung_jetstream(tmp):
+    """A nats-server without JetStream plus a client that takes every
+    $JS.API request and never answers: JetStream 'hung', not absent."""
+    port = free_port()
+    proc = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"nats://127.0.0.1:{port}"
+    nc = None
+    try:
+        nc = wait_for(lambda: NatsClient(url), what="nats-server without JetStream")
+        nc.subscribe("$JS.API.>")
+        yield url
+    finally:
+        if nc:
+            nc.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_hung_jetstream_never_blocks_healthz(make_herald, hung_jetstream):
+    h = make_herald({"webhooks": {
+        "github": {"verify": {"scheme": "github", "secret_env": "GH_SECRET"},
+                   "subject": "webhooks.github.{header:X-GitHub-Event}"},
+        "strict": {"verify": {"scheme": "github", "secret_env": "GH_SECRET"},
+                   "subject": "strict.x", "delivery": "jetstream"}},
+        "nats": {"publish_timeout_ms": 4000}},
+        env={"GH_SECRET": GH_SECRET}, nats_url=hung_jetstream)
+    body = b"{}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
+        futs = [ex.submit(gh_post, h, body, "push", f"d{i}") for i in range(8)]
+        time.sleep(0.3 * SLACK)  # the webhooks now wait for the stream lookup
+        worst = 0.0
+        for _ in range(10):
+            for path in ("/healthz", "/readyz"):
+                t0 = time.monotonic()
+                r = h.get(path, timeout=5)
+                worst = max(worst, time.monotonic() - t0)
+                assert r.status == (200 if path == "/healthz" else 503)
+            time.sleep(0.1)
+        assert worst < 0.5 * SLACK, f"a probe took {worst:.2f}s"
+        for f in futs:  # the lookup times out: 503, never a hang
+            assert_problem(f.result(30), 503)
+    assert "JetStream does not answer" in h.get("/readyz").json()["detail"]
