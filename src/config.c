@@ -482,13 +482,20 @@ static bool check_template(ctx_t *c, const char *path, const char *t, bool subje
 
 static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {"listen", "retry_after_s", "static_dir", "trusted_proxies",
+    static const char *const keys[] = {"listen",
+                                       "retry_after_s",
+                                       "static_dir",
+                                       "trusted_proxies",
+                                       "request_timeout_s",
+                                       "idle_timeout_s",
                                        NULL};
     const json_t *o = get_obj(c, root, "http", "");
     if (o)
         check_keys(c, o, "http", keys);
     get_listen(c, o, "http", "0.0.0.0:8080", &cfg->http_listen);
     cfg->http_retry_after_s = (int)get_int(c, o, "retry_after_s", "http", 1, 3600, 5);
+    cfg->http_request_timeout_s = (int)get_int(c, o, "request_timeout_s", "http", 1, 600, 30);
+    cfg->http_idle_timeout_s = (int)get_int(c, o, "idle_timeout_s", "http", 1, 3600, 30);
     const char *env_dir = c->env("HERALD_STATIC_DIR");
     cfg->static_dir = get_str(c, o, "static_dir", "http", NULL);
     if (!cfg->static_dir && env_dir && *env_dir)
@@ -1010,10 +1017,16 @@ static void get_rate(ctx_t *c, const json_t *o, const char *key, hr_rate *out)
 
 static void parse_limits(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {"ws_upgrades_per_ip",        "http_requests_per_ip",
-                                       "ws_messages_per_session",   "max_ws_connections",
-                                       "max_ws_connections_per_ip", NULL};
+    static const char *const keys[] = {
+        "ws_upgrades_per_ip",          "http_requests_per_ip",      "ws_messages_per_session",
+        "max_ws_connections",          "max_ws_connections_per_ip", "max_http_connections",
+        "max_http_connections_per_ip", "max_buffered_body_bytes",   NULL};
     const json_t *o = get_obj(c, root, "limits", "");
+    cfg->max_http_connections = get_int(c, o, "max_http_connections", "limits", 1, 1000000, 1000);
+    cfg->max_http_connections_per_ip =
+        get_int(c, o, "max_http_connections_per_ip", "limits", 1, 1000000, 0);
+    cfg->max_buffered_body_bytes = get_int(c, o, "max_buffered_body_bytes", "limits", 65536,
+                                           INT64_C(68719476736), 64 * 1024 * 1024);
     if (!o)
         return;
     check_keys(c, o, "limits", keys);

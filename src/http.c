@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 
 #include "herald/clientip.h"
+#include "herald/http_guard.h"
 #include "herald/http_ingest.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
@@ -84,6 +85,7 @@ struct http_server {
     _Atomic int inflight; /* requests begun and not completed */
     metrics_family *m_requests;
     http_ingest *ingest; /* webhooks and publish API */
+    http_guard *guard;   /* request and idle deadlines */
     rl_table *rl;        /* limits.http_requests_per_ip, or NULL when off */
     char real_static[PATH_MAX];
 };
@@ -517,6 +519,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     r->uri_len = strlen(uri);
     r->after_stop = atomic_load(&s->stopping);
     atomic_fetch_add(&s->inflight, 1);
+    http_guard_request_line(c);
     return r;
 }
 
@@ -574,6 +577,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_req *r = *con_cls;
     if (!r)
         return MHD_NO; /* allocation failed in on_uri */
+    /* Past http.request_timeout_s the guard answered 408 and hung up. */
+    if ((!r->started || *upload_data_size == 0) && !http_guard_answering(c))
+        return MHD_NO;
     if (!r->started) {
         r->started = true;
         http_client_ip(c, s->deps.cfg, r->client, sizeof r->client);
@@ -619,11 +625,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_problem(r, c, 405, "method-not-allowed",
                                 "this route does not accept that method", MHD_HTTP_HEADER_ALLOW,
                                 r->route->allow, false);
-        if (r->route->body)
-            return r->route->body(s->ingest, &r->ingest, c, url, upload_data, upload_data_size,
-                                  &r->status);
-        if (!(r->route->methods & M_POST))
-            return r->route->fn(s, r, c, url);
+        if (r->route->body) {
+            enum MHD_Result ret = r->route->body(s->ingest, &r->ingest, c, url, upload_data,
+                                                 upload_data_size, &r->status);
+            if (ret == MHD_YES)
+                http_guard_receiving(c, !r->status); /* the body is still to come */
+            return ret;
+        }
+        /* Answer on the next call: MHD 0.9.75 closes a connection whose
+         * response was queued in the first call (keep-alive lost, and with
+         * it /healthz on an open connection at max_http_connections). */
         return MHD_YES;
     }
     if (r->route->body)
@@ -655,6 +666,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->status >= 400 && log_enabled(LOG_INFO))
         log_info("request refused", "{s:s, s:i, s:s}", "route", r->label, "status", r->status,
                  "client", r->client[0] ? r->client : "unknown");
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        http_guard_idle(c);
     http_ingest_req_free(r->ingest);
     atomic_fetch_sub(&s->inflight, 1);
     free(r);
@@ -676,6 +689,15 @@ static unsigned int pool_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 2 ? 2u : n > 16 ? 16u : (unsigned int)n;
+}
+
+/* MHD splits its connection limit between the pool's workers and a worker
+ * at its share stops accepting; the guard enforces the real limit at
+ * accept, so give every worker room for all of it. */
+static unsigned int mhd_connection_limit(const hr_config *cfg)
+{
+    int64_t n = cfg->max_http_connections * pool_threads() + 64;
+    return n > 1000000 ? 1000000u : (unsigned int)n;
 }
 
 hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t errlen)
@@ -706,8 +728,17 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         free(s);
         return st;
     }
+    if (http_guard_new(&s->guard, deps->cfg->http_request_timeout_s, deps->cfg->http_idle_timeout_s,
+                       deps->cfg->max_http_connections) != HR_OK) {
+        snprintf(err, errlen, "cannot start the HTTP deadline watchdog");
+        http_ingest_free(s->ingest);
+        rl_free(s->rl);
+        free(s);
+        return HR_ERR_NOMEM;
+    }
     s->listen_fd = net_listen(&deps->cfg->http_listen, err, errlen);
     if (s->listen_fd < 0) {
+        http_guard_free(s->guard);
         http_ingest_free(s->ingest);
         rl_free(s->rl);
         free(s);
@@ -719,11 +750,15 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, pool_threads(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_LIMIT,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        (unsigned int)deps->cfg->http_idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        mhd_connection_limit(deps->cfg), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)deps->cfg->max_http_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)MHD_MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        http_guard_notify, s->guard, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot start the HTTP server on port %d", s->port);
+        http_guard_free(s->guard);
         close(s->listen_fd);
         http_ingest_free(s->ingest);
         rl_free(s->rl);
@@ -779,6 +814,7 @@ void http_stop(http_server *s, int timeout_ms)
         log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",
                  atomic_load(&s->inflight));
     MHD_stop_daemon(s->d);
+    http_guard_free(s->guard);
     stop_probe(s);
     http_ingest_free(s->ingest);
     rl_free(s->rl);

@@ -79,6 +79,8 @@ typedef struct hr_config {
     /* http */
     hr_listen http_listen;
     int http_retry_after_s;
+    int http_request_timeout_s; /* whole request (headers and body) deadline */
+    int http_idle_timeout_s;    /* idle keep-alive connection */
     char *static_dir;
     cip_cidr *trusted_proxies; /* http.trusted_proxies: whose X-Forwarded-For is believed */
     size_t ntrusted_proxies;
@@ -122,8 +124,11 @@ typedef struct hr_config {
     size_t nhistory;
     /* limits */
     hr_rate ws_upgrades_per_ip, http_requests_per_ip, ws_messages_per_session;
-    int64_t max_ws_connections;        /* 0 = off */
-    int64_t max_ws_connections_per_ip; /* 0 = off */
+    int64_t max_ws_connections;          /* 0 = off */
+    int64_t max_ws_connections_per_ip;   /* 0 = off */
+    int64_t max_http_connections;        /* open HTTP connections, default 1000 */
+    int64_t max_http_connections_per_ip; /* 0 = off */
+    int64_t max_buffered_body_bytes;     /* request bodies held in memory at once, all requests */
     /* misc */
     int log_level; /* log_level */
     int shutdown_timeout_s;

@@ -4,6 +4,7 @@ time)."""
 import base64
 import concurrent.futures
 import hashlib
+import http.client
 import hmac
 import json
 import os
@@ -165,3 +166,142 @@ def test_hung_jetstream_never_blocks_healthz(make_herald, hung_jetstream):
         for f in futs:  # the lookup times out: 503, never a hang
             assert_problem(f.result(30), 503)
     assert "JetStream does not answer" in h.get("/readyz").json()["detail"]
+
+
+# ---- defect 1: slowloris -------------------------------------------------------
+
+def read_all(s, timeout):
+    """Read until EOF or timeout; returns (bytes, eof)."""
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out, True
+            out += chunk
+    except ConnectionResetError:
+        return out, True
+    except socket.timeout:
+        return out, False
+
+
+def trickle(s, parts, every):
+    """Send parts one at a time; stop when the server hung up."""
+    for p in parts:
+        try:
+            s.sendall(p)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        time.sleep(every)
+
+
+def test_trickled_headers_get_408_at_the_request_deadline(make_herald, nats):
+    h = make_herald({"http": {"request_timeout_s": 2}}, nats_url=nats.url)
+    with socket.create_connection(("127.0.0.1", h.http_port)) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        # one header line every 0.3 s: MHD's idle timeout never fires
+        th = concurrent.futures.ThreadPoolExecutor(1).submit(
+            trickle, s, [f"X-H{i}: {i}\r\n".encode() for i in range(40)], 0.3)
+        data, eof = read_all(s, 8 * SLACK)
+        took = time.monotonic() - t0
+        th.result(15)
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"application/problem+json" in head
+    assert json.loads(body)["status"] == 408
+    assert eof and 1.8 <= took <= 4 * SLACK, took
+
+
+def test_trickled_body_gets_408_and_others_are_served(make_herald, nats):
+    h = make_herald({"http": {"request_timeout_s": 2},
+                     "webhooks": {"github": {
+                         "verify": {"scheme": "github", "secret_env": "GH_SECRET"},
+                         "subject": "webhooks.github.{header:X-GitHub-Event}"}}},
+                    env={"GH_SECRET": GH_SECRET}, nats_url=nats.url)
+    with socket.create_connection(("127.0.0.1", h.http_port)) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /v1/webhooks/github HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nX-GitHub-Event: push\r\n"
+                  b"X-Hub-Signature-256: sha256=" + b"0" * 64 + b"\r\n"
+                  b"Content-Length: 1000\r\n\r\n")
+        th = concurrent.futures.ThreadPoolExecutor(1).submit(
+            trickle, s, [b" " * 10] * 40, 0.3)
+        assert h.get("/healthz", timeout=2).status == 200  # meanwhile
+        data, eof = read_all(s, 8 * SLACK)
+        took = time.monotonic() - t0
+        th.result(15)
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+    assert eof and took <= 4 * SLACK, took
+
+
+def test_idle_keepalive_connection_is_closed(make_herald, nats):
+    h = make_herald({"http": {"idle_timeout_s": 1}}, nats_url=nats.url)
+    with socket.create_connection(("127.0.0.1", h.http_port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        data, eof = read_all(s, 6 * SLACK)
+        assert eof and data == b"" and time.monotonic() - t0 < 3 * SLACK
+
+
+def refused(s):
+    """True if the server closed this connection without answering."""
+    data, eof = read_all(s, 1.5 * SLACK)
+    return eof and data == b""
+
+
+def refused_now(s):
+    """True if the server has already closed this connection (no waiting)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+def test_http_connection_limit(make_herald, nats):
+    h = make_herald({"limits": {"max_http_connections": 10}}, nats_url=nats.url)
+    keep = http.client.HTTPConnection("127.0.0.1", h.http_port, timeout=5 * SLACK)
+    keep.request("GET", "/healthz")
+    assert keep.getresponse().read() == b'{"status":"ok"}'
+    local = keep.sock.getsockname()
+    socks = []
+    try:
+        for _ in range(30):
+            socks.append(socket.create_connection(("127.0.0.1", h.http_port)))
+        time.sleep(0.5 * SLACK)
+        n_refused = sum(refused_now(s) for s in socks)
+        assert 19 <= n_refused <= 21, n_refused  # 9 or so took the free places
+        # the connection that was already open keeps answering /healthz
+        for _ in range(3):
+            keep.request("GET", "/healthz")
+            r = keep.getresponse()
+            assert r.status == 200 and r.read() == b'{"status":"ok"}'
+        assert keep.sock.getsockname() == local  # the same connection, kept alive
+    finally:
+        for s in socks:
+            s.close()
+        keep.close()
+    # once the idle ones are gone, new connections are served again
+    wait_for(lambda: h.get("/healthz", timeout=2).status == 200, what="a free place")
+
+
+def test_http_connection_limit_per_ip(make_herald, nats):
+    h = make_herald({"limits": {"max_http_connections_per_ip": 3}}, nats_url=nats.url)
+    socks = [socket.create_connection(("127.0.0.1", h.http_port)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", h.http_port))
+        assert refused(extra)
+        extra.close()
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: h.get("/healthz", timeout=2).status == 200, what="a free place")

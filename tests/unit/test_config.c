@@ -190,6 +190,11 @@ static void test_defaults_null_root(void **state)
     assert_string_equal(c->http_listen.host, "0.0.0.0");
     assert_int_equal(c->http_listen.port, 8080);
     assert_int_equal(c->http_retry_after_s, 5);
+    assert_int_equal(c->http_request_timeout_s, 30);
+    assert_int_equal(c->http_idle_timeout_s, 30);
+    assert_int_equal(c->max_http_connections, 1000);
+    assert_int_equal(c->max_http_connections_per_ip, 0);
+    assert_int_equal(c->max_buffered_body_bytes, 64 * 1024 * 1024);
     assert_null(c->static_dir);
     assert_string_equal(c->ws_listen.host, "0.0.0.0");
     assert_int_equal(c->ws_listen.port, 8081);
@@ -393,6 +398,25 @@ static void test_valid_values_stored(void **state)
 
 /* Cookie auth without an Origin allow-list is cross-site WebSocket hijacking
  * waiting to happen (issue 17, defect 5). */
+static void test_http_deadlines_and_connection_limits(void **state)
+{
+    hr_config *c = ok("{\"http\":{\"request_timeout_s\":5,\"idle_timeout_s\":7},"
+                      "\"limits\":{\"max_http_connections\":50,\"max_http_connections_per_ip\":4,"
+                      "\"max_buffered_body_bytes\":1048576}}");
+    assert_int_equal(c->http_request_timeout_s, 5);
+    assert_int_equal(c->http_idle_timeout_s, 7);
+    assert_int_equal(c->max_http_connections, 50);
+    assert_int_equal(c->max_http_connections_per_ip, 4);
+    assert_int_equal(c->max_buffered_body_bytes, 1048576);
+    config_free(c);
+    expect_only("{\"http\":{\"request_timeout_s\":0}}",
+                "http.request_timeout_s: must be an integer between 1 and 600");
+    expect_only("{\"http\":{\"idle_timeout_s\":3601}}",
+                "http.idle_timeout_s: must be an integer between 1 and 3600");
+    expect_only("{\"limits\":{\"max_http_connections\":0}}",
+                "limits.max_http_connections: must be an integer between 1 and 1000000");
+}
+
 static void test_auth_cookie_requires_allowed_origins(void **state)
 {
     expect_only("{\"ws\":{\"auth_cookie\":\"hjwt\"}}",
@@ -1451,6 +1475,7 @@ int main(void)
         cmocka_unit_test_setup(test_wrong_types, setup),
         cmocka_unit_test_setup(test_valid_values_stored, setup),
         cmocka_unit_test_setup(test_auth_cookie_requires_allowed_origins, setup),
+        cmocka_unit_test_setup(test_http_deadlines_and_connection_limits, setup),
         cmocka_unit_test_setup(test_int_ranges, setup),
         cmocka_unit_test_setup(test_parse_listen_good, setup),
         cmocka_unit_test_setup(test_parse_listen_bad, setup),

@@ -1,0 +1,237 @@
+/* http_guard: request and idle deadlines for MHD connections. */
+#include "herald/http_guard.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "herald/netutil.h"
+
+#define WATCH_PERIOD_MS 200
+
+typedef enum { PH_RECEIVING = 0, PH_ANSWERING, PH_IDLE } phase;
+/* PH_RECEIVING with may_408 false: an answer is already queued (MHD sends
+ * it when it has read the body): past the deadline the connection is only
+ * closed. */
+
+typedef struct guarded {
+    http_guard *g;
+    int fd;
+    phase ph;
+    bool may_408;
+    int64_t request_deadline_ms; /* set when the request began */
+    int64_t idle_deadline_ms;    /* set when the previous request completed */
+    bool ended;                  /* the watchdog shut it down */
+    bool counted;                /* in `open` (not refused over the limit) */
+    struct guarded *prev, *next;
+} guarded;
+
+struct http_guard {
+    int64_t request_ms, idle_ms;
+    int64_t max_conns;  /* open connections allowed; 0 = unlimited */
+    int64_t open;       /* records in the list (guarded by mu) */
+    pthread_mutex_t mu; /* guards the list, every record's fields and stop */
+    pthread_cond_t cv;
+    guarded *head;
+    bool stop;
+    pthread_t thread;
+    bool running;
+};
+
+/* The 408 a connection gets when its request is not complete in time. */
+#define BODY_408                                                                                   \
+    "{\"type\":\"urn:herald:problem:request-timeout\",\"title\":\"Request Timeout\","              \
+    "\"status\":408,\"detail\":\"the request did not arrive within http.request_timeout_s\"}"
+_Static_assert(sizeof BODY_408 - 1 == 152, "update Content-Length below");
+static const char REQUEST_TIMEOUT[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                      "Content-Type: application/problem+json\r\n"
+                                      "Connection: close\r\n"
+                                      "Content-Length: 152\r\n"
+                                      "\r\n" BODY_408;
+
+static void end_connection(guarded *r, bool send_408)
+{
+    if (send_408) {
+        ssize_t n;
+        do
+            n = send(r->fd, REQUEST_TIMEOUT, sizeof REQUEST_TIMEOUT - 1,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        shutdown(r->fd, SHUT_WR); /* the FIN follows the answer */
+    }
+    shutdown(r->fd, SHUT_RDWR); /* MHD reads EOF and closes it */
+    r->ended = true;
+}
+
+static void *watch_main(void *arg)
+{
+    http_guard *g = arg;
+    pthread_mutex_lock(&g->mu);
+    while (!g->stop) {
+        int64_t now = net_now_ms();
+        for (guarded *r = g->head; r; r = r->next) {
+            if (r->ended)
+                continue;
+            if (r->ph == PH_RECEIVING && now >= r->request_deadline_ms)
+                end_connection(r, r->may_408);
+            else if (r->ph == PH_IDLE && now >= r->idle_deadline_ms)
+                end_connection(r, false);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_PERIOD_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+hr_status http_guard_new(http_guard **out, int request_timeout_s, int idle_timeout_s,
+                         int64_t max_connections)
+{
+    *out = NULL;
+    http_guard *g = calloc(1, sizeof *g);
+    if (!g)
+        return HR_ERR_NOMEM;
+    g->request_ms = (int64_t)request_timeout_s * 1000;
+    g->idle_ms = (int64_t)idle_timeout_s * 1000;
+    g->max_conns = max_connections;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    if (pthread_create(&g->thread, NULL, watch_main, g) != 0) {
+        http_guard_free(g);
+        return HR_ERR_NOMEM;
+    }
+    g->running = true;
+    *out = g;
+    return HR_OK;
+}
+
+void http_guard_free(http_guard *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->stop = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (g->running)
+        pthread_join(g->thread, NULL);
+    for (guarded *r = g->head, *nx; r; r = nx) { /* MHD stopped: normally none */
+        nx = r->next;
+        free(r);
+    }
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe)
+{
+    http_guard *g = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        guarded *r = ci ? calloc(1, sizeof *r) : NULL;
+        *socket_context = r;
+        if (!r)
+            return; /* unguarded: MHD's idle timeout still applies */
+        r->g = g;
+        r->fd = ci->connect_fd;
+        r->ph = PH_RECEIVING;
+        r->may_408 = true;
+        r->request_deadline_ms = net_now_ms() + g->request_ms;
+        pthread_mutex_lock(&g->mu);
+        if (g->max_conns > 0 && g->open >= g->max_conns) {
+            /* Over the limit: hang up at once (MHD reads EOF and closes it). */
+            shutdown(r->fd, SHUT_RDWR);
+            r->ended = true;
+        } else {
+            r->counted = true;
+            g->open++;
+        }
+        r->next = g->head;
+        if (g->head)
+            g->head->prev = r;
+        g->head = r;
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    guarded *r = *socket_context;
+    if (!r)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (r->counted)
+        g->open--;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        g->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    pthread_mutex_unlock(&g->mu);
+    free(r);
+    *socket_context = NULL;
+}
+
+static guarded *record(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+void http_guard_request_line(struct MHD_Connection *c)
+{
+    guarded *r = record(c);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->g->mu);
+    if (r->ph == PH_IDLE) {
+        r->ph = PH_RECEIVING;
+        r->may_408 = true;
+        r->request_deadline_ms = net_now_ms() + r->g->request_ms;
+    }
+    pthread_mutex_unlock(&r->g->mu);
+}
+
+bool http_guard_answering(struct MHD_Connection *c)
+{
+    guarded *r = record(c);
+    if (!r)
+        return true;
+    pthread_mutex_lock(&r->g->mu);
+    bool alive = !r->ended;
+    r->ph = PH_ANSWERING;
+    pthread_mutex_unlock(&r->g->mu);
+    return alive;
+}
+
+void http_guard_receiving(struct MHD_Connection *c, bool may_408)
+{
+    guarded *r = record(c);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->g->mu);
+    r->ph = PH_RECEIVING;
+    r->may_408 = may_408;
+    pthread_mutex_unlock(&r->g->mu);
+}
+
+void http_guard_idle(struct MHD_Connection *c)
+{
+    guarded *r = record(c);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->g->mu);
+    r->ph = PH_IDLE;
+    r->idle_deadline_ms = net_now_ms() + r->g->idle_ms;
+    pthread_mutex_unlock(&r->g->mu);
+}
