@@ -39,6 +39,10 @@
 #define MAX_TYPE_LEN     1024
 #define MAX_API_KEY      4096
 #define MAX_JWT_LEN      8192
+/* limits.max_buffered_body_bytes reached: 503 + Retry-After, as for any
+ * capacity shortage; the sender retries later. */
+#define OVERLOADED                                                                                 \
+    "too many request bodies are being received at once; retry after Retry-After seconds"
 
 typedef enum {
     O_ACCEPTED = 0,
@@ -89,6 +93,8 @@ struct http_ingest {
     wh_source *src;
     size_t nsrc;
     char retry_after[16];
+    int64_t max_buffered;     /* limits.max_buffered_body_bytes */
+    _Atomic int64_t buffered; /* body bytes reserved by requests now, all workers */
 };
 
 enum { PH_HEADERS = 0, PH_BODY, PH_WAIT, PH_ANSWERED, PH_LINGER };
@@ -106,6 +112,9 @@ struct hi_req {
     bool too_large;     /* a chunked upload passed the limit */
     size_t discarded;   /* PH_LINGER: bytes discarded since the 413 */
     int64_t linger_ms;  /* PH_LINGER: when the 413 was written */
+    bool overloaded;    /* no room in limits.max_buffered_body_bytes for this body */
+    size_t reserved;    /* bytes of h->buffered this request holds */
+    bool verified;      /* bearer: checked before the body */
     bool ctype_checked; /* 415 already decided at the first call */
     char id[MAX_ID_LEN + 1];
     char subject[SUBJECT_MAX_BYTES + 1];
@@ -246,6 +255,27 @@ static bool ctype_accepted(const wh_source *s, const char *ct)
            strcmp(mt, "application/x-www-form-urlencoded") == 0;
 }
 
+/* Grow this request's share of limits.max_buffered_body_bytes to `want`
+ * bytes; false (nothing changed) when that would pass the cap. */
+static bool reserve(hi_req *q, size_t want)
+{
+    if (want <= q->reserved)
+        return true;
+    int64_t delta = (int64_t)(want - q->reserved);
+    if (atomic_fetch_add(&q->h->buffered, delta) + delta > q->h->max_buffered) {
+        atomic_fetch_sub(&q->h->buffered, delta);
+        return false;
+    }
+    q->reserved = want;
+    return true;
+}
+
+static void unreserve(hi_req *q)
+{
+    atomic_fetch_sub(&q->h->buffered, (int64_t)q->reserved);
+    q->reserved = 0;
+}
+
 /* Append an upload chunk; past the limit set too_large and free the body. */
 static bool take_chunk(hi_req *q, const char *data, size_t n)
 {
@@ -262,6 +292,16 @@ static bool take_chunk(hi_req *q, const char *data, size_t n)
             cap *= 2;
         if (cap > q->limit)
             cap = q->limit;
+        if (!reserve(q, cap)) {
+            /* No room for more bodies now: drop what we hold and answer
+             * 503 (with Retry-After) at once, as a 413 mid-upload. */
+            q->overloaded = true;
+            free(q->buf);
+            q->buf = NULL;
+            q->len = q->cap = 0;
+            unreserve(q);
+            return true;
+        }
         char *nb = realloc(q->buf, cap ? cap : 1);
         if (!nb)
             return false;
@@ -449,13 +489,17 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     if (q->too_large)
         return problem(q, status, 413, O_TOO_LARGE, "too-large",
                        "the body is larger than this source accepts");
+    if (q->overloaded)
+        return problem(q, status, 503, O_UNAVAILABLE, "overloaded", OVERLOADED);
     const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ctype_accepted(s, ctype))
         return problem(q, status, 415, O_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
                        ctype ? "this source does not accept that Content-Type"
                              : "the Content-Type header is missing");
     const unsigned char *body = (const unsigned char *)(q->buf ? q->buf : "");
-    wv_result vr = wv_verify(s->wv, conn_header, c, body, q->len, (int64_t)time(NULL), NULL);
+    wv_result vr = q->verified
+                       ? WV_OK
+                       : wv_verify(s->wv, conn_header, c, body, q->len, (int64_t)time(NULL), NULL);
     if (vr == WV_ERROR) {
         q->phase = PH_ANSWERED;
         *status = 500;
@@ -573,25 +617,34 @@ static hi_req *req_new(http_ingest *h, hi_req **st, struct MHD_Connection *c, bo
  * half-closes, and keeps discarding the body (PH_LINGER) within bounds. */
 static enum MHD_Result too_large_mid_upload(hi_req *q, int *status)
 {
-    count(q, O_TOO_LARGE);
+    bool over = q->overloaded; /* else too large */
+    count(q, over ? O_UNAVAILABLE : O_TOO_LARGE);
     q->phase = PH_LINGER;
     q->linger_ms = net_now_ms();
-    *status = 413;
+    *status = over ? 503 : 413;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char *body = http_problem_text(413, "too-large",
-                                   q->is_webhook ? "the body is larger than this source accepts"
-                                                 : "the body is larger than "
-                                                   "publish_api.max_body_bytes");
+    char *body =
+        over ? http_problem_text(503, "overloaded", OVERLOADED)
+             : http_problem_text(413, "too-large",
+                                 q->is_webhook ? "the body is larger than this source accepts"
+                                               : "the body is larger than "
+                                                 "publish_api.max_body_bytes");
     if (!ci || !body) {
         free(body);
         return MHD_NO;
     }
     char head[256];
-    int hl = snprintf(head, sizeof head,
-                      "HTTP/1.1 413 Content Too Large\r\nContent-Type: application/problem+json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      strlen(body));
+    int hl = over ? snprintf(head, sizeof head,
+                             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                             "application/problem+json\r\nRetry-After: %s\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                             q->h->retry_after, strlen(body))
+                  : snprintf(head, sizeof head,
+                             "HTTP/1.1 413 Content Too Large\r\nContent-Type: "
+                             "application/problem+json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                             strlen(body));
     struct iovec iov[2] = {{head, (size_t)hl}, {body, strlen(body)}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t want = (ssize_t)(iov[0].iov_len + iov[1].iov_len);
@@ -631,7 +684,7 @@ static enum MHD_Result later_call(hi_req *q, const char *upload, size_t *upload_
     if (*upload_size) {
         bool ok = take_chunk(q, upload, *upload_size);
         *upload_size = 0;
-        if (ok && q->too_large)
+        if (ok && (q->too_large || q->overloaded))
             return too_large_mid_upload(q, status);
         return ok ? MHD_YES : MHD_NO;
     }
@@ -663,10 +716,29 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
     /* With a Content-Length the whole check order up to 415 is decidable
      * now: do not read a body that will be refused. */
     const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH) && !ctype_accepted(q->src, ctype))
+    bool has_cl = conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH) != NULL;
+    if (has_cl && !ctype_accepted(q->src, ctype))
         return problem(q, status, 415, O_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
                        ctype ? "this source does not accept that Content-Type"
                              : "the Content-Type header is missing");
+    /* What the headers alone refuse is refused before the body is read: a
+     * bearer token, or signature headers that are missing or malformed
+     * (issue 17: an unauthenticated sender's body is never buffered). Only
+     * with a Content-Length: a chunked body's 413 comes first in the
+     * contract's check order and can only be known as it streams (bounded
+     * by its limit, http.request_timeout_s and max_buffered_body_bytes). */
+    if (!has_cl)
+        return MHD_YES;
+    wv_result vr = wv_verify(q->src->wv, conn_header, c, (const unsigned char *)"", 0,
+                             (int64_t)time(NULL), NULL);
+    if (wv_config_scheme(q->src->wv) == WV_SCHEME_BEARER && vr == WV_OK)
+        q->verified = true;
+    else if (vr == WV_MISSING || vr == WV_MALFORMED ||
+             (wv_config_scheme(q->src->wv) == WV_SCHEME_BEARER && vr != WV_ERROR))
+        return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
+    if (has_cl &&
+        !reserve(q, (size_t)strtoull(conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), NULL, 10)))
+        return problem(q, status, 503, O_UNAVAILABLE, "overloaded", OVERLOADED);
     return MHD_YES;
 }
 
@@ -720,6 +792,8 @@ static enum MHD_Result publish_final(hi_req *q, int *status)
     if (q->too_large)
         return problem(q, status, 413, O_TOO_LARGE, "too-large",
                        "the body is larger than publish_api.max_body_bytes");
+    if (q->overloaded)
+        return problem(q, status, 503, O_COUNT, "overloaded", OVERLOADED);
     const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ctype && strlen(ctype) > MAX_CTYPE_LEN)
         return problem(q, status, 415, O_COUNT, "unsupported-media-type",
@@ -802,6 +876,9 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
     if (over > 0)
         return problem(q, status, 413, O_COUNT, "too-large",
                        "the body is larger than publish_api.max_body_bytes");
+    const char *cl = conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && !reserve(q, (size_t)strtoull(cl, NULL, 10)))
+        return problem(q, status, 503, O_COUNT, "overloaded", OVERLOADED);
     return MHD_YES;
 }
 
@@ -820,6 +897,7 @@ void http_ingest_req_free(hi_req *q)
         return;
     perms_set_free(q->perms);
     free(q->buf);
+    unreserve(q);
     free(q);
 }
 
@@ -917,6 +995,7 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     h->bus = deps->bus;
     h->jwt = deps->jwt;
     snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
+    h->max_buffered = deps->cfg->max_buffered_body_bytes;
     hr_status st = ingest_new(&h->ing, deps->cfg, deps->bus, deps->metrics);
     if (st != HR_OK) {
         snprintf(err, errlen, "cannot set up JetStream publishing");

@@ -305,3 +305,75 @@ def test_http_connection_limit_per_ip(make_herald, nats):
         for s in socks:
             s.close()
     wait_for(lambda: h.get("/healthz", timeout=2).status == 200, what="a free place")
+
+
+def read_response(s, timeout=5):
+    """Read one response head (and whatever body came with it)."""
+    s.settimeout(timeout * SLACK)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+BEARER = "bearer-token-0123456789"
+
+
+def test_credentials_checked_before_the_body(make_herald, nats):
+    h = make_herald({"webhooks": {
+        "bearer": {"verify": {"scheme": "bearer",
+                              "tokens_sha256": [hashlib.sha256(BEARER.encode()).hexdigest()]},
+                   "subject": "core.bearer"},
+        "github": {"verify": {"scheme": "github", "secret_env": "GH_SECRET"},
+                   "subject": "core.github"}}},
+        env={"GH_SECRET": GH_SECRET}, nats_url=nats.url)
+    cases = [("/v1/webhooks/bearer", "Authorization: Bearer wrong-token\r\n"),
+             ("/v1/webhooks/bearer", ""),
+             ("/v1/webhooks/github", ""),  # no signature header at all
+             ("/v1/webhooks/github", "X-Hub-Signature-256: md5=abc\r\n"),
+             ("/v1/publish/a.b", "Authorization: Bearer not-a-jwt\r\n")]
+    for path, extra in cases:
+        with socket.create_connection(("127.0.0.1", h.http_port)) as s:
+            # headers only: the 1 MB body is never sent, the answer comes anyway
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: 1000000\r\n{extra}\r\n".encode())
+            head = read_response(s)
+            assert head.startswith(b"HTTP/1.1 401 "), (path, extra, head[:100])
+    # a good token is still accepted
+    r = h.get("/v1/webhooks/bearer", method="POST", data=b"{}",
+              headers={"Authorization": f"Bearer {BEARER}", "Content-Type": "application/json"})
+    assert r.status == 202, r.body
+
+
+def test_buffered_bodies_are_capped(make_herald, nats):
+    h = make_herald({"limits": {"max_buffered_body_bytes": 100000},
+                     "webhooks": {"github": {
+                         "verify": {"scheme": "github", "secret_env": "GH_SECRET"},
+                         "subject": "core.github", "max_body_bytes": 80000}}},
+                    env={"GH_SECRET": GH_SECRET}, nats_url=nats.url)
+    sig = "X-Hub-Signature-256: sha256=" + "0" * 64 + "\r\nX-GitHub-Event: push\r\n"
+    held = socket.create_connection(("127.0.0.1", h.http_port))
+    try:
+        held.sendall(f"POST /v1/webhooks/github HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: 70000\r\n{sig}\r\n"
+                     .encode() + b" " * 1000)
+        time.sleep(0.3 * SLACK)
+        with socket.create_connection(("127.0.0.1", h.http_port)) as s:
+            s.sendall(f"POST /v1/webhooks/github HTTP/1.1\r\nHost: x\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: 70000\r\n{sig}\r\n"
+                      .encode())
+            head = read_response(s)
+            assert head.startswith(b"HTTP/1.1 503 "), head[:200]
+            assert b"Retry-After: 5" in head
+            assert b"application/problem+json" in head
+    finally:
+        held.close()
+    # the held body's reservation is released with its request
+    body = b"{}"
+    sig = "sha256=" + hmac.new(GH_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    wait_for(lambda: h.get("/v1/webhooks/github", method="POST", data=body, headers={
+        "X-Hub-Signature-256": sig, "X-GitHub-Event": "push",
+        "Content-Type": "application/json"}).status == 202, what="room for bodies again")
