@@ -805,6 +805,8 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
     }
     if (has_ts)
         allowed[na++] = "tolerance_s";
+    if (!is_bearer)
+        allowed[na++] = "replay_window_s";
     if (is_hmac) {
         allowed[na++] = "header";
         allowed[na++] = "encoding";
@@ -813,6 +815,7 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
     allowed[na] = NULL;
     check_keys(c, v, p, allowed);
     w->tolerance_s = (int)get_int(c, v, "tolerance_s", p, 1, 86400, 300);
+    w->replay_window_s = is_bearer ? 0 : (int)get_int(c, v, "replay_window_s", p, 0, 86400, 300);
 
     if (is_bearer) {
         get_strv(c, v, "tokens_sha256", p, &w->tokens_sha256, &w->ntokens_sha256, check_hex64);

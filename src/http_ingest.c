@@ -22,6 +22,7 @@
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/perms.h"
+#include "herald/whreplay.h"
 #include "herald/subject.h"
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
@@ -93,6 +94,7 @@ struct http_ingest {
     wh_source *src;
     size_t nsrc;
     char retry_after[16];
+    whr_table *replay;        /* accepted signed webhooks (verify.replay_window_s) */
     int64_t max_buffered;     /* limits.max_buffered_body_bytes */
     _Atomic int64_t buffered; /* body bytes reserved by requests now, all workers */
 };
@@ -108,13 +110,16 @@ struct hi_req {
     perms_set *perms; /* publish API principal */
     char *buf;        /* the body */
     size_t len, cap;
-    size_t limit;       /* effective body limit */
-    bool too_large;     /* a chunked upload passed the limit */
-    size_t discarded;   /* PH_LINGER: bytes discarded since the 413 */
-    int64_t linger_ms;  /* PH_LINGER: when the 413 was written */
-    bool overloaded;    /* no room in limits.max_buffered_body_bytes for this body */
-    size_t reserved;    /* bytes of h->buffered this request holds */
-    bool verified;      /* bearer: checked before the body */
+    size_t limit;        /* effective body limit */
+    bool too_large;      /* a chunked upload passed the limit */
+    size_t discarded;    /* PH_LINGER: bytes discarded since the 413 */
+    int64_t linger_ms;   /* PH_LINGER: when the 413 was written */
+    bool overloaded;     /* no room in limits.max_buffered_body_bytes for this body */
+    size_t reserved;     /* bytes of h->buffered this request holds */
+    bool verified;       /* bearer: checked before the body */
+    bool replay_pending; /* replay_key is pending in h->replay: complete or forget it */
+    unsigned char replay_key[WHR_KEY_LEN];
+    whr_answer first;   /* a replay's first answer */
     bool ctype_checked; /* 415 already decided at the first call */
     char id[MAX_ID_LEN + 1];
     char subject[SUBJECT_MAX_BYTES + 1];
@@ -134,9 +139,29 @@ static void count(hi_req *q, outcome o)
         metrics_add(q->src->m[o], 1);
 }
 
+/* The replay cache learns how a signed request it is holding ended. */
+static void replay_settle(hi_req *q, const ingest_result *accepted)
+{
+    if (!q->replay_pending)
+        return;
+    q->replay_pending = false;
+    if (!accepted) {
+        whr_forget(q->h->replay, q->replay_key);
+        return;
+    }
+    whr_answer a = {0};
+    snprintf(a.id, sizeof a.id, "%s", q->id);
+    snprintf(a.subject, sizeof a.subject, "%s", q->subject);
+    a.jetstream = accepted->jetstream;
+    snprintf(a.stream, sizeof a.stream, "%s", accepted->stream);
+    a.seq = accepted->seq;
+    whr_complete(q->h->replay, q->replay_key, &a);
+}
+
 static enum MHD_Result problem(hi_req *q, int *status, int code, outcome o, const char *slug,
                                const char *detail)
 {
+    replay_settle(q, NULL);
     count(q, o);
     q->phase = PH_ANSWERED;
     *status = code;
@@ -328,6 +353,10 @@ static void on_done(void *ctx)
     MHD_resume_connection(q->conn);
 }
 
+static enum MHD_Result send_accepted(hi_req *q, int *status, const char *id, const char *subject,
+                                     bool jetstream, const char *stream, uint64_t seq,
+                                     bool duplicate);
+
 static enum MHD_Result answer_result(hi_req *q, int *status)
 {
     const ingest_result *r = &q->op.res;
@@ -337,17 +366,29 @@ static enum MHD_Result answer_result(hi_req *q, int *status)
     if (r->st != HR_OK)
         return problem(q, status, 503, O_UNAVAILABLE, "unavailable",
                        r->why ? r->why : "NATS cannot take the message now");
-    json_t *o = json_pack("{s:s, s:s}", "id", q->id, "subject", q->subject);
-    if (o && r->jetstream) {
-        json_object_set_new(o, "stream", json_string(r->stream));
-        json_object_set_new(o, "seq", json_integer((json_int_t)r->seq));
-        json_object_set_new(o, "duplicate", json_boolean(r->duplicate));
+    replay_settle(q, r);
+    return send_accepted(q, status, q->id, q->subject, r->jetstream, r->stream, r->seq,
+                         r->duplicate);
+}
+
+/* 202 {"id","subject"} plus "stream","seq","duplicate" when JetStream has
+ * it; a replayed request says "duplicate": true either way. */
+static enum MHD_Result send_accepted(hi_req *q, int *status, const char *id, const char *subject,
+                                     bool jetstream, const char *stream, uint64_t seq,
+                                     bool duplicate)
+{
+    json_t *o = json_pack("{s:s, s:s}", "id", id, "subject", subject);
+    if (o && jetstream) {
+        json_object_set_new(o, "stream", json_string(stream));
+        json_object_set_new(o, "seq", json_integer((json_int_t)seq));
     }
+    if (o && (jetstream || duplicate))
+        json_object_set_new(o, "duplicate", json_boolean(duplicate));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!text)
         return MHD_NO;
-    count(q, r->duplicate ? O_DUPLICATE : O_ACCEPTED);
+    count(q, duplicate ? O_DUPLICATE : O_ACCEPTED);
     q->phase = PH_ANSWERED;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -482,6 +523,21 @@ static bool delivery_id(hi_req *q, const json_t *doc)
     return true;
 }
 
+/* q->replay_key = sha256(source NUL digest of the signed content). */
+static bool replay_key(hi_req *q, const unsigned char *body)
+{
+    unsigned char d[WV_SHA256_LEN];
+    if (!q->h->replay || !wv_signed_digest(q->src->wv, conn_header, q->conn, body, q->len, d))
+        return false;
+    size_t nl = strlen(q->src->conf->name);
+    unsigned char buf[128 + WV_SHA256_LEN];
+    if (nl + 1 + WV_SHA256_LEN > sizeof buf)
+        return false;
+    memcpy(buf, q->src->conf->name, nl + 1);
+    memcpy(buf + nl + 1, d, WV_SHA256_LEN);
+    return wv_sha256(buf, nl + 1 + WV_SHA256_LEN, q->replay_key);
+}
+
 static enum MHD_Result webhook_final(hi_req *q, int *status)
 {
     wh_source *s = q->src;
@@ -508,6 +564,22 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     }
     if (vr != WV_OK)
         return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
+    /* Replay (contract §4): right after the signature, before anything is
+     * built from the request. */
+    if (s->conf->replay_window_s > 0 && replay_key(q, body))
+        switch (whr_check(q->h->replay, q->replay_key, net_now_ms(),
+                          (int64_t)s->conf->replay_window_s * 1000, &q->first)) {
+        case WHR_SEEN:
+            return send_accepted(q, status, q->first.id, q->first.subject, q->first.jetstream,
+                                 q->first.stream, q->first.seq, true);
+        case WHR_PENDING:
+            return problem(q, status, 503, O_UNAVAILABLE, "in-progress",
+                           "the same signed request is being processed; retry after "
+                           "Retry-After seconds");
+        case WHR_NEW:
+            q->replay_pending = true;
+            break;
+        }
 
     json_t *doc = NULL;
     if (s->tmpl_json || s->body_json) {
@@ -895,6 +967,7 @@ void http_ingest_req_free(hi_req *q)
 {
     if (!q)
         return;
+    replay_settle(q, NULL); /* ended without an answer (client gone, 500) */
     perms_set_free(q->perms);
     free(q->buf);
     unreserve(q);
@@ -996,6 +1069,11 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     h->jwt = deps->jwt;
     snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
     h->max_buffered = deps->cfg->max_buffered_body_bytes;
+    if (!(h->replay = whr_new(WHR_MAX_ENTRIES))) {
+        snprintf(err, errlen, "out of memory");
+        free(h);
+        return HR_ERR_NOMEM;
+    }
     hr_status st = ingest_new(&h->ing, deps->cfg, deps->bus, deps->metrics);
     if (st != HR_OK) {
         snprintf(err, errlen, "cannot set up JetStream publishing");
@@ -1039,5 +1117,6 @@ void http_ingest_free(http_ingest *h)
         source_free(&h->src[i]);
     free(h->src);
     ingest_free(h->ing);
+    whr_free(h->replay);
     free(h);
 }

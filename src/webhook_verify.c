@@ -540,6 +540,27 @@ wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
     return ops->verify(c, ops->read, get_header, hctx, body, len, now, detail);
 }
 
+bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
+                      const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN])
+{
+    const char *ignored;
+    if (!c || !get_header || (!body && len > 0))
+        return false;
+    const struct scheme_ops *ops = scheme_ops(c->scheme);
+    signed_req s = {0};
+    if (!ops->read || ops->read(c, get_header, hctx, &s, &ignored) != WV_OK)
+        return false;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < s.n_pre; i++)
+        ok = EVP_DigestUpdate(md, s.pre[i].data, s.pre[i].len) == 1;
+    unsigned int n = 0;
+    ok = ok && (len == 0 || EVP_DigestUpdate(md, body, len) == 1) &&
+         EVP_DigestFinal_ex(md, out, &n) == 1 && n == WV_SHA256_LEN;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
 const char *wv_result_str(wv_result r)
 {
     switch (r) {

@@ -45,6 +45,7 @@ typedef struct {
     char **secrets; /* resolved secret values (secret[_env] / secrets[_env]) */
     size_t nsecrets;
     int tolerance_s;      /* default 300 */
+    int replay_window_s;  /* signature schemes: replay cache window, 0 = off (bearer: 0) */
     char *header;         /* hmac-sha256 */
     char *encoding;       /* hmac-sha256: "hex" | "base64" */
     char *prefix;         /* hmac-sha256: optional */

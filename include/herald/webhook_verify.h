@@ -119,6 +119,15 @@ wv_scheme wv_config_scheme(const wv_config *c);
 wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
                     const unsigned char *body, size_t len, int64_t now, const char **detail);
 
+/* SHA-256 of the content a request's signature covers (the scheme's signed
+ * prefix -- id and timestamp, "t.", "v0:ts:" -- then the body): the same
+ * signed request has the same digest, whatever its unsigned headers or
+ * extra signature-list entries say (the replay cache's key). False for
+ * bearer (nothing is signed), when the headers cannot be read, or if
+ * libcrypto fails. Call after wv_verify returned WV_OK. */
+bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
+                      const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN]);
+
 const char *wv_result_str(wv_result r);
 
 /* ---- shared helpers ---------------------------------------------------- */

@@ -377,3 +377,64 @@ def test_buffered_bodies_are_capped(make_herald, nats):
     wait_for(lambda: h.get("/v1/webhooks/github", method="POST", data=body, headers={
         "X-Hub-Signature-256": sig, "X-GitHub-Event": "push",
         "Content-Type": "application/json"}).status == 202, what="room for bodies again")
+
+
+# ---- defect 7: replayed signed webhooks are not published again -------------
+
+def test_replayed_webhook_is_a_duplicate_not_a_second_publish(make_herald, nats):
+    nc = NatsClient(nats.url)
+    try:
+        nc.add_stream("WH", ["webhooks.>"])
+        core = nc.subscribe("core.>")
+        gh = {"verify": {"scheme": "github", "secret_env": "GH_SECRET"}}
+        h = make_herald({"webhooks": {
+            "github": {**gh, "subject": "core.github.{header:X-GitHub-Event}"},
+            "js": {**gh, "subject": "webhooks.js"},
+            "off": {"verify": {**gh["verify"], "replay_window_s": 0}, "subject": "core.off"}}},
+            env={"GH_SECRET": GH_SECRET}, nats_url=nats.url)
+        body = b'{"action":"opened","n":1}'
+
+        def post(source, delivery, event="push"):
+            sig = "sha256=" + hmac.new(GH_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            return h.get(f"/v1/webhooks/{source}", method="POST", data=body,
+                         headers={"X-Hub-Signature-256": sig, "X-GitHub-Event": event,
+                                  "X-GitHub-Delivery": delivery,
+                                  "Content-Type": "application/json"})
+
+        a = post("github", "d-1")
+        assert a.status == 202 and a.json() == {"id": "d-1", "subject": "core.github.push"}
+        # the unsigned delivery id (and event header) changed: still the same signed request
+        b = post("github", "d-2", event="issues")
+        assert b.status == 202, b.body
+        assert b.json() == {"id": "d-1", "subject": "core.github.push", "duplicate": True}
+        first = core.get(timeout=5 * SLACK)
+        assert first.headers["Nats-Msg-Id"] == "d-1"
+        time.sleep(0.5)
+        assert core.empty()  # published once, core delivery included
+
+        j1, j2 = post("js", "j-1").json(), post("js", "j-2").json()
+        assert j1["duplicate"] is False and j2["duplicate"] is True
+        assert j2["id"] == "j-1" and j2["seq"] == j1["seq"] and j2["stream"] == "WH"
+        assert len(nc.stream_messages("WH")) == 1
+
+        assert post("off", "o-1").status == 202 and post("off", "o-2").status == 202
+        assert [core.get(timeout=5 * SLACK).headers["Nats-Msg-Id"] for _ in range(2)] == \
+            ["o-1", "o-2"]  # replay_window_s 0: the cache is off
+        metrics = h.get("/metrics").body.decode()
+        assert 'herald_webhooks_total{source="github",outcome="duplicate"} 1' in metrics
+    finally:
+        nc.close()
+
+
+def test_replay_window_s_is_validated(tmp):
+    path = os.path.join(tmp, "replay.json")
+    for verify, ok in ([{"scheme": "github", "secret_env": "GH_SECRET", "replay_window_s": 86401},
+                        False],
+                       [{"scheme": "bearer", "tokens_sha256": ["0" * 64], "replay_window_s": 5},
+                        False],
+                       [{"scheme": "github", "secret_env": "GH_SECRET", "replay_window_s": 0},
+                        True]):
+        with open(path, "w") as f:
+            json.dump({"webhooks": {"a": {"verify": verify, "subject": "a"}}}, f)
+        r = run_herald(["--check-config", path], env={"GH_SECRET": "x"})
+        assert (r.returncode == 0) == ok, (verify, r.stdout, r.stderr)

@@ -61,6 +61,14 @@ WEBHOOKS = {
 }
 
 
+# These suites resend identical signed requests on purpose (JetStream
+# deduplication, delivery ids, outages): the replay cache, which would
+# answer those from memory, has its own tests (test_hardening.py).
+for _src in WEBHOOKS.values():
+    if _src["verify"]["scheme"] != "bearer":
+        _src["verify"]["replay_window_s"] = 0
+
+
 def gh_sig(body, secret=GH_SECRET):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
