@@ -184,9 +184,12 @@ static bool vec_push(item_vec *v, const item *it)
     return true;
 }
 
+/* Destroy unsubscribes without deleting a JetStream consumer: an ordered
+ * consumer is ephemeral (the server drops it once nobody listens), and
+ * nats.c 3.4.1's delete reads the consumer's name unlocked while its reset
+ * thread may be replacing it (a use-after-free ASan caught). */
 static void unsubscribe_now(natsSubscription *ns)
 {
-    natsSubscription_Unsubscribe(ns);
     natsSubscription_Destroy(ns);
 }
 
