@@ -98,7 +98,8 @@ cmd_test() {
   ensure_node_tools
   local failed=0
   log "format check (clang-format)"
-  if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/include/herald/*.h "$ROOT"/tests/unit/*.c; then
+  if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/src/demo/*.[ch] "$ROOT"/include/herald/*.h \
+       "$ROOT"/tests/unit/*.c; then
     log "clang-format: files need formatting"; failed=1
   fi
   for variant in plain asan; do
