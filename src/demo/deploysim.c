@@ -7,6 +7,8 @@
 void ds_rng_seed(ds_rng *r, uint64_t seed)
 {
     r->s = seed ? seed : 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 8; i++) /* small seeds start with small outputs */
+        ds_rng_next(r);
 }
 
 double ds_rng_next(ds_rng *r)
