@@ -69,27 +69,49 @@ build() { # build DIR [cmake args...]
 cmd_run() {
   ensure_packages
   build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  local state="$ROOT/.state" nats_pid=""
+  local state="$ROOT/.state" token_file="$ROOT/static/dev-token.json"
+  nats_pid="" demo_pid="" herald_pid=""
   mkdir -p "$state"
   export HERALD_DEV_JWT_SECRET=${HERALD_DEV_JWT_SECRET:-dev-secret-change-me-0123456789abcdef}
+  # Each child runs in its own session (setsid): Ctrl-C reaches only this
+  # script, which stops herald once with SIGTERM (a second signal would make
+  # herald exit at once and skip its graceful shutdown), then the demo and NATS.
+  stop_all() {
+    trap - INT TERM
+    log "stopping (herald drains and closes its clients with 1001)"
+    if [ -n "$herald_pid" ]; then kill -TERM "$herald_pid" 2>/dev/null || true; wait "$herald_pid" 2>/dev/null || true; fi
+    if [ -n "$demo_pid" ]; then kill -TERM "$demo_pid" 2>/dev/null || true; wait "$demo_pid" 2>/dev/null || true; fi
+    if [ -n "$nats_pid" ]; then kill -TERM "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
+    rm -f "$token_file"
+    return 0
+  }
+  trap 'stop_all; exit 0' INT TERM
   if [ -z "${NATS_ADDR:-}" ]; then
     log "starting nats-server with JetStream (store: $state/nats)"
-    nats-server -js -sd "$state/nats" -a 127.0.0.1 -p 4222 >"$state/nats-server.log" 2>&1 &
+    setsid nats-server -js -sd "$state/nats" -a 127.0.0.1 -p 4222 >"$state/nats-server.log" 2>&1 &
     nats_pid=$!
     export NATS_ADDR=nats://127.0.0.1:4222
   fi
-  trap 'kill -TERM ${herald_pid:-} 2>/dev/null; wait ${herald_pid:-} 2>/dev/null; [ -n "$nats_pid" ] && kill -TERM $nats_pid 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM
-  "$ROOT/build/herald" --config "$ROOT/examples/dev.json" &
+  # The demo publisher: creates the DEPLOYMENTS stream if missing, simulates the
+  # deployments of user "demo" and keeps a development token for the dashboard
+  # in static/dev-token.json (local use only; deleted on exit).
+  rm -f "$token_file"
+  setsid "$ROOT/build/herald-demo" --user demo --token-file "$token_file" 2>"$state/demo.log" &
+  demo_pid=$!
+  for _ in $(seq 100); do [ -s "$token_file" ] && break; sleep 0.1; done
+  [ -s "$token_file" ] || log "the demo publisher did not start: see $state/demo.log"
+  setsid "$ROOT/build/herald" --config "$ROOT/examples/dev.json" &
   herald_pid=$!
   for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
-  log "demo page:  http://localhost:8080/"
+  log "dashboard:  http://localhost:8080/   (demo deployments of user \"demo\", live)"
+  log "console:    http://localhost:8080/static/console.html"
   log "WebSocket:  ws://localhost:8081/v1/ws"
   log "health:     http://localhost:8080/readyz   metrics: http://localhost:8080/metrics"
   log "API docs:   http://localhost:8080/docs"
-  log "NATS:       $NATS_ADDR   (Ctrl-C stops herald and the local nats-server)"
-  wait $herald_pid || true
-  [ -n "$nats_pid" ] && kill -TERM $nats_pid 2>/dev/null
-  wait 2>/dev/null || true
+  log "NATS:       $NATS_ADDR   (Ctrl-C stops herald, the demo and the local nats-server)"
+  wait "$herald_pid" || true
+  herald_pid=""
+  stop_all
 }
 
 cmd_test() {

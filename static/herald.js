@@ -292,6 +292,8 @@ export class HeraldClient extends Emitter {
     }
     this._ws = ws;
     this._authed = false;
+    this._authId = undefined; // undecided; null = anonymous; else the auth frame's id
+    this._anonReady = null; // an unsolicited `ready` that came before the decision
     ws.onopen = () => this._onOpen(ws);
     ws.onmessage = (ev) => this._onMessage(ws, ev);
     ws.onclose = (ev) => this._onClose(ws, ev);
@@ -317,10 +319,13 @@ export class HeraldClient extends Emitter {
     }
     if (ws !== this._ws) return;
     if (token) {
+      // Where an anonymous role exists herald has already sent an anonymous
+      // `ready`; the session is ours once this auth is answered.
       this._authId = String(this._nextId++);
       ws.send(JSON.stringify({ type: "auth", id: this._authId, token }));
     } else {
       this._authId = null; // anonymous: herald sends an unsolicited `ready`
+      if (this._anonReady) this._onReady(this._anonReady);
     }
   }
 
@@ -536,7 +541,13 @@ export class HeraldClient extends Emitter {
       case "event": this._onEvent(msg); break;
       case "ready":
         if (msg.id !== undefined && this._pending.has(msg.id)) { this._settle(msg.id, null, msg); break; }
-        if (!this._authed && (msg.id === this._authId || (msg.id === undefined && this._authId === null))) this._onReady(msg);
+        if (this._authed) break;
+        if (msg.id === undefined) { // unsolicited: the anonymous session
+          if (this._authId === null) this._onReady(msg);
+          else if (this._authId === undefined) this._anonReady = msg;
+        } else if (msg.id === this._authId) {
+          this._onReady(msg);
+        }
         break;
       case "ok": case "pong":
         this._settle(msg.id, null, msg);

@@ -93,6 +93,19 @@ describe("against a real herald", () => {
     assert.equal(c.state, "closed");
   });
 
+  test("anonymous: no token, the anonymous role's session", async () => {
+    const c = connect({ url: stack.herald.wsUrl });
+    const ready = await c.opened;
+    assert.deepEqual(ready.roles, ["anonymous"]);
+    assert.equal(ready.sub, undefined);
+    const ev = collector();
+    await c.subscribe("public.anon", ev).ready;
+    await assert.rejects(c.subscribe("deployments.u1.>", () => {}).ready, (e) => e.code === ErrorCodes.FORBIDDEN);
+    await stack.pub.publish("public.anon", { a: 1 });
+    await waitFor(() => ev.events.length === 1, { what: "anonymous event" });
+    c.close();
+  });
+
   test("replies are matched to their requests by id; errors are typed", async () => {
     const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u1" }) });
     await c.opened;

@@ -120,6 +120,7 @@ export class Herald {
       auth: { jwt: { keys: [{ alg: "HS256", secret_env: "HERALD_TEST_JWT_SECRET" }], leeway_s: 0 } },
       permissions: {
         roles: {
+          anonymous: { subscribe: { allow: ["public.>"] } }, // as in examples/dev.json
           user: {
             subscribe: { allow: ["deployments.{sub}.>", "public.>"],
                          deny: ["deployments.*.internal", "deployments.*.internal.>"] },
