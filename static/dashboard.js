@@ -116,6 +116,7 @@ function render(ev) {
 function logEvent(ev, text) {
   const li = el("li");
   li.dataset.subject = ev.subject;
+  if (ev.seq !== undefined) li.dataset.seq = String(ev.seq);
   li.append(el("time", "", fmtTime(ev.time)), " ", el("code", "", ev.subject), " ", el("span", "what", text));
   $("log").prepend(li);
   while ($("log").children.length > MAX_LOG) $("log").lastChild.remove();

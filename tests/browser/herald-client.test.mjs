@@ -23,6 +23,14 @@ class CountingWS extends WebSocket {
   }
 }
 const FAST = { baseMs: 5, maxMs: 50 };
+// A WebSocket that records the frames the client sends.
+const sent = [];
+class RecordingWS extends WebSocket {
+  send(text) {
+    sent.push(JSON.parse(text));
+    super.send(text);
+  }
+}
 
 function collector() {
   const events = [];
@@ -263,5 +271,104 @@ describe("against a real herald", () => {
     c.close();
     await waitFor(() => [...sockets].length === 0, { what: "sockets closed" });
     assert.equal(c.stats().timers, 0);
+  });
+});
+
+describe("resume and snapshot against a real herald (contract §3 Resume)", () => {
+  let stack;
+  before(async () => { stack = await startStack(); });
+  after(async () => { await stack?.stop(); });
+  const pubs = async (list) => {
+    const seqs = [];
+    for (const [subject, data] of list) seqs.push((await stack.pub.jsPublish(subject, data)).seq);
+    return seqs;
+  };
+
+  test("since: 0 replays everything; lastSeq follows events and synced", async () => {
+    const seqs = await pubs([1, 2, 3].map((i) => [`deployments.u1.bk${i}.status`, status(`bk${i}`, "building", i)]));
+    const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u1" }) });
+    const ev = collector();
+    const s = c.subscribe("deployments.u1.*.status", ev, { since: 0 });
+    assert.equal(s.isSynced, false);
+    const syncedSeq = await s.synced;
+    assert.deepEqual(ev.events.map((e) => e.seq), seqs);
+    assert.ok(syncedSeq >= seqs[2]);
+    assert.equal(s.lastSeq, syncedSeq);
+    assert.equal(s.resumeSince, syncedSeq);
+    const [s4] = await pubs([["deployments.u1.bk1.status", status("bk1", "ready", 100)]]);
+    await waitFor(() => ev.events.length === 4, { what: "live event" });
+    assert.equal(ev.events[3].seq, s4);
+    assert.equal(s.lastSeq, s4);
+    c.close();
+  });
+
+  test('since: "last" gives the last message per subject, then live', async () => {
+    await pubs([
+      ["deployments.u2.a.status", status("a", "pending", 0)],
+      ["deployments.u2.a.status", status("a", "building", 30)],
+      ["deployments.u2.b.status", status("b", "ready", 100)],
+      ["deployments.u2.a.status", status("a", "deploying", 60)],
+    ]);
+    const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u2" }) });
+    const ev = collector();
+    const s = c.subscribe("deployments.u2.*.status", ev, { since: "last" });
+    await s.synced;
+    assert.deepEqual(ev.events.map((e) => [e.data.id, e.data.status]), [["b", "ready"], ["a", "deploying"]]);
+    assert.ok(ev.events[0].seq < ev.events[1].seq);
+    c.close();
+  });
+
+  test("after herald restarts, stream-fed subscriptions resume with since: <last seq>: nothing missed, nothing repeated", async () => {
+    sent.length = 0;
+    const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u3" }), WebSocket: RecordingWS, backoff: { baseMs: 100, maxMs: 400 } });
+    const ev = collector();
+    const s = c.subscribe("deployments.u3.>", ev, { since: "last" });
+    await s.synced;
+    const [first] = await pubs([["deployments.u3.x.status", status("x", "building", 10)]]);
+    await waitFor(() => ev.events.length === 1, { what: "live event" });
+    for (const how of ["kill", "stop"]) {
+      const lastBefore = s.lastSeq;
+      await stack.herald[how]();
+      const during = await pubs([
+        ["deployments.u3.x.status", status("x", how, 50)],
+        ["deployments.u3.y.status", status("y", how, 1)],
+        ["deployments.u3.x.status", status("x", how, 90)],
+      ]);
+      const n = ev.events.length;
+      let resynced = false;
+      const off = s.on("synced", () => { resynced = true; });
+      await stack.herald.start();
+      await waitFor(() => resynced && ev.events.length >= n + 3, { timeoutMs: 15000, what: `outage events after ${how}` });
+      off();
+      await sleep(200);
+      const got = ev.events.slice(n);
+      assert.deepEqual(got.map((e) => e.seq), during, "missed or repeated events");
+      assert.deepEqual(got.map((e) => [e.data.id, e.data.progress]), [["x", 50], ["y", 1], ["x", 90]]);
+      const resub = sent.filter((f) => f.type === "subscribe").at(-1);
+      assert.equal(resub.since, lastBefore);
+      assert.equal(resub.subject, "deployments.u3.>");
+    }
+    assert.equal(sent.filter((f) => f.type === "subscribe")[0].since, "last");
+    assert.ok(first < s.lastSeq);
+    c.close();
+  });
+
+  test("history_gap: the subscription exists, reports first_seq and replays from it", async () => {
+    const [a] = await pubs([["deployments.u4.g.status", status("g", "pending", 0)]]);
+    // Purge the whole stream (this describe's last test): it no longer holds `a`.
+    const r = await stack.pub.request("$JS.API.STREAM.PURGE.DEPLOYMENTS", {});
+    assert.ok(r.success, JSON.stringify(r));
+    const [b] = await pubs([["deployments.u4.g.status", status("g", "building", 5)]]);
+    const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u4" }) });
+    const ev = collector();
+    const gaps = [];
+    const s = c.subscribe("deployments.u4.>", ev, { since: a - 1, onGap: (e) => gaps.push(e) });
+    const reply = await s.ready;
+    assert.equal(gaps.length, 1);
+    assert.equal(gaps[0].code, ErrorCodes.HISTORY_GAP);
+    assert.equal(reply.gap, gaps[0].firstSeq);
+    await s.synced;
+    assert.deepEqual(ev.events.map((e) => e.seq), [b]);
+    c.close();
   });
 });

@@ -85,6 +85,12 @@ export async function openDashboard(browser, herald, { tokens, filter, viewport 
         return c && c.dataset.status === s && (p === null || c.dataset.progress === String(p));
       }, [id, status, progress ?? null], { timeout: ms });
     },
+    /** The recent-events log, oldest first: [{subject, seq, what}]. */
+    logEntries() {
+      return page.locator("#log li").evaluateAll((lis) => lis.reverse().map((l) => ({
+        subject: l.dataset.subject, seq: l.dataset.seq === undefined ? null : Number(l.dataset.seq),
+        what: l.querySelector(".what").textContent })));
+    },
     logSubjects() { return page.locator("#log li").evaluateAll((lis) => lis.map((l) => l.dataset.subject)); },
     async screenshot(name) {
       fs.mkdirSync(SHOT_DIR, { recursive: true });
