@@ -82,6 +82,25 @@ describe("pure client logic", () => {
   });
 });
 
+describe("package", () => {
+  test("herald.d.ts declares every export of herald.js; package.json points at both", async () => {
+    const fs = await import("node:fs");
+    const dir = new URL("../../static/", import.meta.url);
+    const mod = await import(new URL("herald.js", dir).href);
+    const dts = fs.readFileSync(new URL("herald.d.ts", dir), "utf8");
+    const declared = new Set([...dts.matchAll(/^export declare (?:const|class|function) (\w+)/gm)].map((m) => m[1]));
+    assert.deepEqual([...declared].sort(), Object.keys(mod).sort());
+    const pkg = JSON.parse(fs.readFileSync(new URL("package.json", dir), "utf8"));
+    assert.equal(pkg.type, "module");
+    assert.deepEqual(pkg.files, ["herald.js", "herald.d.ts"]);
+    assert.equal(pkg.exports["."].default, "./herald.js");
+    assert.equal(pkg.exports["."].types, "./herald.d.ts");
+    // No dependencies, nothing but the standard library: the file is served as is.
+    assert.equal(pkg.dependencies, undefined);
+    assert.doesNotMatch(fs.readFileSync(new URL("herald.js", dir), "utf8"), /^import /m);
+  });
+});
+
 describe("against a real herald", () => {
   let stack;
   before(async () => {
