@@ -66,10 +66,18 @@ build() { # build DIR [cmake args...]
   cmake --build "$dir"
 }
 
+# For the test of this command (tests/integration/test_run_command.py) only:
+# HERALD_RUN_BUILD_DIR (an existing build, not rebuilt), HERALD_RUN_CONFIG,
+# HERALD_RUN_STATE, HERALD_RUN_TOKEN_FILE, HERALD_RUN_HTTP (host:port).
 cmd_run() {
-  ensure_packages
-  build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  local state="$ROOT/.state" token_file="$ROOT/static/dev-token.json"
+  local bdir=${HERALD_RUN_BUILD_DIR:-}
+  if [ -z "$bdir" ]; then
+    ensure_packages
+    bdir="$ROOT/build"
+    build "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  fi
+  local state=${HERALD_RUN_STATE:-$ROOT/.state} token_file=${HERALD_RUN_TOKEN_FILE:-$ROOT/static/dev-token.json}
+  local config=${HERALD_RUN_CONFIG:-$ROOT/examples/dev.json} http=${HERALD_RUN_HTTP:-127.0.0.1:8080}
   nats_pid="" demo_pid="" herald_pid=""
   mkdir -p "$state"
   export HERALD_DEV_JWT_SECRET=${HERALD_DEV_JWT_SECRET:-dev-secret-change-me-0123456789abcdef}
@@ -96,13 +104,13 @@ cmd_run() {
   # deployments of user "demo" and keeps a development token for the dashboard
   # in static/dev-token.json (local use only; deleted on exit).
   rm -f "$token_file"
-  setsid "$ROOT/build/herald-demo" --user demo --token-file "$token_file" 2>"$state/demo.log" &
+  setsid "$bdir/herald-demo" --user demo --token-file "$token_file" 2>"$state/demo.log" &
   demo_pid=$!
   for _ in $(seq 100); do [ -s "$token_file" ] && break; sleep 0.1; done
   [ -s "$token_file" ] || log "the demo publisher did not start: see $state/demo.log"
-  setsid "$ROOT/build/herald" --config "$ROOT/examples/dev.json" &
+  setsid "$bdir/herald" --config "$config" &
   herald_pid=$!
-  for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 50); do curl -fs "http://$http/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   log "dashboard:  http://localhost:8080/   (demo deployments of user \"demo\", live)"
   log "console:    http://localhost:8080/static/console.html"
   log "WebSocket:  ws://localhost:8081/v1/ws"
