@@ -121,6 +121,22 @@ describe("dashboard against published statuses", () => {
     }
   });
 
+  test("a backend that only hands out refused tokens: offline after three 4001s, no reconnect storm", async () => {
+    const d = await openDashboard(browser, stack.herald, { tokens: () => mintToken({ sub: USER, ttlS: -60 }) });
+    try {
+      await waitFor(async () => (await d.conn()) === "offline", { what: "indicator offline" });
+      assert.match(await d.page.locator("#notice").textContent(), /token_expired/);
+      const calls = d.tokenCalls.length;
+      assert.equal(calls, 3);
+      await sleep(1500);
+      assert.equal(d.tokenCalls.length, calls, "the page kept reconnecting");
+      assert.equal(await d.conn(), "offline");
+      assert.deepEqual(d.problems, []);
+    } finally {
+      await d.close();
+    }
+  });
+
   test("no token from the backend: offline-ish state explained, no crash", async () => {
     const d = await openDashboard(browser, stack.herald, { tokens: () => 401 });
     try {
