@@ -121,6 +121,22 @@ describe("dashboard against published statuses", () => {
     }
   });
 
+  test("at most 12 cards: finished deployments leave first", async () => {
+    const d = await openDashboard(browser, stack.herald, { tokens: () => mintToken({ sub: "u8" }) });
+    try {
+      await d.page.waitForFunction(() => document.body.dataset.synced === "true", null, { timeout: 5000 * SLACK });
+      const ids = Array.from({ length: 14 }, (_, i) => `m${String(i).padStart(2, "0")}`);
+      for (const [i, id] of ids.entries())
+        await stack.pub.jsPublish(`deployments.u8.${id}.status`, status(id, i === 1 || i === 4 ? "ready" : "building", 40));
+      await d.waitCard("m13", "building", 40, 2000 * SLACK);
+      const shown = await d.page.locator(".card").evaluateAll((cs) => cs.map((c) => c.dataset.id));
+      assert.equal(shown.length, 12);
+      assert.deepEqual(shown, ids.filter((id) => id !== "m01" && id !== "m04").reverse()); // newest first
+    } finally {
+      await d.close();
+    }
+  });
+
   test("a backend that only hands out refused tokens: offline after three 4001s, no reconnect storm", async () => {
     const d = await openDashboard(browser, stack.herald, { tokens: () => mintToken({ sub: USER, ttlS: -60 }) });
     try {

@@ -65,3 +65,23 @@ def test_dashboard_in_a_real_browser():
     with open(shot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     print(f"dashboard screenshot: {shot}")
+
+
+def test_static_assets_are_served(herald):
+    """The dashboard, herald.js (+ typings) and the protocol console are plain
+    files under static/, served with the right types; no dev token unless the
+    demo of ./herald.sh run wrote one."""
+    page = herald.get("/").body.decode()
+    assert '<script type="module" src="/static/dashboard.js">' in page
+    for path, ctype in (("/static/herald.js", "text/javascript"),
+                        ("/static/dashboard.js", "text/javascript"),
+                        ("/static/dashboard.css", "text/css"),
+                        ("/static/console.html", "text/html"),
+                        ("/static/package.json", "application/json")):
+        r = herald.get(path)
+        assert r.status == 200 and r.headers["Content-Type"].startswith(ctype), (path, r.status)
+    assert b"export function connect" in herald.get("/static/herald.js").body
+    assert b"/static/demo.js" in herald.get("/static/console.html").body
+    assert herald.get("/static/herald.d.ts").status == 200
+    if not os.path.exists(os.path.join(ROOT, "static", "dev-token.json")):
+        assert herald.get("/static/dev-token.json").status == 404
