@@ -117,7 +117,9 @@ function logEvent(ev, text) {
   const li = el("li");
   li.dataset.subject = ev.subject;
   if (ev.seq !== undefined) li.dataset.seq = String(ev.seq);
-  li.append(el("time", "", fmtTime(ev.time)), " ", el("code", "", ev.subject), " ", el("span", "what", text));
+  // A replayed event's `time` is when herald read it; the payload knows when it happened.
+  const when = ev.data && typeof ev.data === "object" && ev.data.updated_at ? ev.data.updated_at : ev.time;
+  li.append(el("time", "", fmtTime(when)), " ", el("code", "", ev.subject), " ", el("span", "what", text));
   $("log").prepend(li);
   while ($("log").children.length > MAX_LOG) $("log").lastChild.remove();
 }

@@ -272,6 +272,15 @@ static int run(const demo_opts *o, const char *secret)
                 logf_("publish %s: %s", sl->d.id, natsStatus_GetText(s));
         }
     }
+    /* Deployments still running would otherwise look stuck in every snapshot
+     * until the stream ages them out: this run ends them. */
+    for (int i = 0; i < o->slots; i++) {
+        if (slots[i].used && !ds_done(&slots[i].d)) {
+            slots[i].d.status = DS_FAILED;
+            if ((s = publish_status(js, o, &slots[i].d)) != NATS_OK)
+                logf_("publish %s: %s", slots[i].d.id, natsStatus_GetText(s));
+        }
+    }
     rc = 0;
 done:
     jsCtx_Destroy(js);

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+from natsclient import NatsClient
 from conftest import HERALD_BIN, SLACK, check_sanitizer_clean, free_port, wait_for
 from wsclient import call, recv, run
 from websockets.asyncio.client import connect as ws_connect
@@ -103,5 +104,15 @@ def test_run_command_wires_the_demo_and_stops_gracefully_on_ctrl_c(nats, tmp):
     with open(os.path.join(tmp, "demo.log"), encoding="utf-8", errors="replace") as f:
         check_sanitizer_clean(f.read())
     assert not os.path.exists(token_file), "the dev token outlived the run"
+    # The demo ended what it had running: no deployment looks stuck in a snapshot.
+    nc = NatsClient(nats.url)
+    try:
+        info = nc.run(nc.js.stream_info("DEPLOYMENTS", subjects_filter=">"))
+        subjects = list(info.state.subjects or {})
+        assert subjects and all(s.startswith("deployments.demo.") for s in subjects), subjects
+        last = [json.loads(nc.run(nc.js.get_last_msg("DEPLOYMENTS", s)).data) for s in subjects]
+        assert all(m["status"] in ("ready", "failed") for m in last), last
+    finally:
+        nc.close()
     wait_for(lambda: not procs_mentioning(cfg_path) and not procs_mentioning(token_file),
              timeout=5, what="herald and the demo gone")
