@@ -236,7 +236,7 @@ export class HeraldClient extends Emitter {
   publish(subject, data, opts = {}) {
     const frame = { type: "publish", subject };
     if (opts.binary !== undefined) frame.data_b64 = toBase64(opts.binary);
-    else frame.data = data;
+    else frame.data = data === undefined ? null : data;
     return this._request(frame);
   }
 
@@ -267,7 +267,8 @@ export class HeraldClient extends Emitter {
       subscriptions: this._subs.size,
       listeners: this.listenerCount(),
       timers: (this._reconnectTimer ? 1 : 0) + (this._refreshTimer ? 1 : 0) +
-        [...this._pending.values()].filter((p) => p.timer).length,
+        [...this._pending.values()].filter((p) => p.timer).length +
+        this._queue.filter((q) => q.entry.timer).length,
       socketListeners: this._ws ? 1 : 0,
     };
   }
@@ -453,8 +454,19 @@ export class HeraldClient extends Emitter {
     if (this._closed) return Promise.reject(new HeraldError(ErrorCodes.CLOSED, "client is closed"));
     const d = deferred();
     const entry = { resolve: d.resolve, reject: d.reject, timer: null, kind: frame.type };
-    if (this.state === "open" || now) this._transmit(frame, entry);
-    else this._queue.push({ frame, entry });
+    if (this.state === "open" || now) {
+      this._transmit(frame, entry);
+    } else {
+      // Sent once the session is open; given up after the request timeout.
+      const item = { frame, entry };
+      this._queue.push(item);
+      if (this._requestTimeoutMs > 0) {
+        entry.timer = setTimeout(() => {
+          this._queue = this._queue.filter((q) => q !== item);
+          entry.reject(new HeraldError(ErrorCodes.UNAVAILABLE, "not connected within " + this._requestTimeoutMs + " ms"));
+        }, this._requestTimeoutMs);
+      }
+    }
     return d.promise;
   }
 
@@ -462,6 +474,8 @@ export class HeraldClient extends Emitter {
     const id = String(this._nextId++);
     frame.id = id;
     this._pending.set(id, entry);
+    clearTimeout(entry.timer);
+    entry.timer = null;
     if (this._requestTimeoutMs > 0) {
       entry.timer = setTimeout(() => {
         this._pending.delete(id);
@@ -489,7 +503,10 @@ export class HeraldClient extends Emitter {
   _failAll(err, includeQueued) {
     for (const id of [...this._pending.keys()]) this._settle(id, err);
     if (includeQueued) {
-      for (const { entry } of this._queue) entry.reject(err);
+      for (const { entry } of this._queue) {
+        clearTimeout(entry.timer);
+        entry.reject(err);
+      }
       this._queue = [];
     }
   }

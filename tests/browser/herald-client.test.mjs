@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import {
   backoffDelay, connect, ErrorCodes, HeraldError, refreshLead, resumeSince, subjectMatches,
 } from "../../static/herald.js";
-import { mintToken, sleep, startStack, status, waitFor } from "./lib/stack.mjs";
+import { mintToken, SLACK, sleep, startStack, status, waitFor } from "./lib/stack.mjs";
 
 // A WebSocket that counts what the client creates and leaves open.
 const sockets = new Set();
@@ -212,6 +212,31 @@ describe("against a real herald", () => {
     }
     assert.equal(c.stats().subscriptions, 1);
     c.close();
+  });
+
+  test("requests made while herald is down are sent once it is back, or time out", async () => {
+    const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u1" }), backoff: { baseMs: 50, maxMs: 200 }, requestTimeoutMs: 8000 * SLACK });
+    await c.opened;
+    await stack.herald.stop();
+    await waitFor(() => c.state === "reconnecting", { what: "reconnecting" });
+    const queued = c.publish("ui.u1.queued", { n: 1 });
+    const refused = c.publish("ui.u2.queued", { n: 2 });
+    assert.equal(c.stats().queued, 2);
+    await stack.herald.start();
+    const ok = await queued;
+    assert.equal(ok.type, "ok");
+    await assert.rejects(refused, (e) => e.code === ErrorCodes.FORBIDDEN);
+    assert.equal(c.stats().queued, 0);
+    c.close();
+    // With herald gone for longer than the request timeout, the request gives up.
+    const d = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u1" }), backoff: { baseMs: 50, maxMs: 200 }, requestTimeoutMs: 300 });
+    await d.opened;
+    await stack.herald.stop();
+    await waitFor(() => d.state === "reconnecting", { what: "reconnecting" });
+    await assert.rejects(d.publish("ui.u1.late", 1), (e) => e.code === ErrorCodes.UNAVAILABLE);
+    assert.deepEqual([d.stats().queued, d.stats().pending], [0, 0]);
+    await stack.herald.start();
+    d.close();
   });
 
   test("4001 without getToken: no reconnect, closed with the server's code", async () => {
