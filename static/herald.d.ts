@@ -130,7 +130,12 @@ export declare class HeraldClient {
   /** Resolves with the first session; rejects if the client closes first. */
   readonly opened: Promise<Ready>;
   subscribe<T = unknown>(pattern: string, onEvent: (ev: HeraldEvent<T>) => void, opts?: SubscribeOptions): Subscription;
-  /** Resolves on herald's `ok`. Requests made while reconnecting are sent once open. */
+  /**
+   * Resolves on herald's `ok`; rejects with a HeraldError (`forbidden`, `invalid_subject`, …).
+   * Made while reconnecting, it is sent once the session is open, or rejects
+   * with `unavailable` after requestTimeoutMs; a connection lost before the
+   * reply also rejects with `unavailable` (outcome unknown).
+   */
   publish(subject: string, data: unknown, opts?: { binary?: Uint8Array | ArrayBuffer }): Promise<OkReply>;
   /** Round trip in ms. */
   ping(): Promise<number>;
