@@ -355,14 +355,16 @@ export class HeraldClient extends Emitter {
     for (const { frame, entry } of q) this._transmit(frame, entry);
   }
 
-  _scheduleRefresh(expires) {
+  // `minDelayMs`: when getToken keeps returning a token that expires no later
+  // than the last one, refresh again only after a pause, not in a tight loop.
+  _scheduleRefresh(expires, minDelayMs = 0) {
     clearTimeout(this._refreshTimer);
     this._refreshTimer = null;
     if (!this._getToken || typeof expires !== "number") return;
     const now = Date.now() / 1000;
     const issued = this._tokenIssuedAt(now);
     const lead = refreshLead(expires - issued);
-    const inMs = Math.max(0, (expires - lead - now) * 1000);
+    const inMs = Math.max(minDelayMs, (expires - lead - now) * 1000);
     this._refreshTimer = setTimeout(() => this._refresh(), Math.min(inMs, 2 ** 31 - 1));
   }
 
@@ -379,9 +381,10 @@ export class HeraldClient extends Emitter {
     try {
       const token = await this._currentToken(true);
       if (ws !== this._ws || this.state !== "open") return;
+      const before = this.session && this.session.expires;
       const ready = await this._request({ type: "auth", token }, { now: true });
       this.session = ready;
-      this._scheduleRefresh(ready.expires);
+      this._scheduleRefresh(ready.expires, before && !(ready.expires > before) ? 5000 : 0);
       this.emit("refreshed", ready);
     } catch (e) {
       this.emit("error", e instanceof HeraldError ? e : new HeraldError(ErrorCodes.UNAUTHORIZED, "token refresh failed: " + (e && e.message || e)));
@@ -485,7 +488,8 @@ export class HeraldClient extends Emitter {
     try {
       this._ws.send(JSON.stringify(frame));
     } catch (e) {
-      this._settle(id, new HeraldError(ErrorCodes.UNAVAILABLE, "send failed: " + (e && e.message || e), { id }));
+      // The socket is going away; its close event follows and subscriptions are restored.
+      this._settle(id, new HeraldError(ErrorCodes.UNAVAILABLE, "send failed: " + (e && e.message || e), { id, closeCode: 1006 }));
     }
     return id;
   }

@@ -284,6 +284,18 @@ describe("against a real herald", () => {
     c.close();
   });
 
+  test("getToken handing back the same token: refreshed once, not in a tight loop", async () => {
+    const tok = mintToken({ sub: "u1", ttlS: 3 });
+    let calls = 0;
+    sent.length = 0;
+    const c = connect({ url: stack.herald.wsUrl, getToken: () => { calls++; return tok; }, WebSocket: RecordingWS, backoff: FAST });
+    await c.opened;
+    await sleep(2600); // the refresh is due 1 s before exp, then not again for 5 s
+    assert.equal(sent.filter((f) => f.type === "auth").length, 2);
+    assert.equal(calls, 2);
+    c.close();
+  });
+
   test("100 reconnects leak no timers, listeners or sockets", async () => {
     const c = connect({ url: stack.herald.wsUrl, token: mintToken({ sub: "u1" }), WebSocket: CountingWS, backoff: FAST });
     let opens = 0;
