@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-export const SLACK = process.env.HERALD_VARIANT === "asan" ? 3 : 1;
+export const SLACK = ["asan", "tsan"].includes(process.env.HERALD_VARIANT) ? 3 : 1;
 export const SECRET = "test-secret-0123456789abcdef0123456789";
 export const HERALD_BIN = process.env.HERALD_BIN || path.join(ROOT, "build", "herald");
 export const DEMO_BIN = process.env.HERALD_DEMO_BIN || path.join(path.dirname(HERALD_BIN), "herald-demo");
@@ -98,7 +98,7 @@ export class NatsServer {
   async stop() { await stopProc(this.proc); this.proc = null; }
 }
 
-const SANITIZER = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"];
+const SANITIZER = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer"];
 
 /** A herald process on fixed ports, so that a restart comes back where clients expect it. */
 export class Herald {
