@@ -249,7 +249,7 @@ def test_idle_keepalive_connection_is_closed(make_herald, nats):
 
 def refused(s):
     """True if the server closed this connection without answering."""
-    data, eof = read_all(s, 1.5 * SLACK)
+    data, eof = read_all(s, 5 * SLACK)  # generous: a busy machine accepts late
     return eof and data == b""
 
 
