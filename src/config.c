@@ -513,10 +513,19 @@ static void parse_http(ctx_t *c, hr_config *cfg, const json_t *root)
 
 static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
 {
-    static const char *const keys[] = {
-        "listen",          "allowed_origins", "max_frame_bytes", "max_subscriptions",
-        "max_queue_bytes", "slow_consumer",   "auth_timeout_ms", "ping_interval_s",
-        "ping_timeout_s",  "auth_cookie",     "query_token",     NULL};
+    static const char *const keys[] = {"listen",
+                                       "allowed_origins",
+                                       "max_frame_bytes",
+                                       "max_subscriptions",
+                                       "max_queue_bytes",
+                                       "slow_consumer",
+                                       "auth_timeout_ms",
+                                       "ping_interval_s",
+                                       "ping_timeout_s",
+                                       "auth_cookie",
+                                       "query_token",
+                                       "threads",
+                                       NULL};
     static const char *const slow[] = {"disconnect", "drop", NULL};
     const json_t *o = get_obj(c, root, "ws", "");
     if (o)
@@ -524,6 +533,9 @@ static void parse_ws(ctx_t *c, hr_config *cfg, const json_t *root)
     get_listen(c, o, "ws", "0.0.0.0:8081", &cfg->ws_listen);
     get_strv(c, o, "allowed_origins", "ws", &cfg->allowed_origins, &cfg->nallowed_origins,
              check_origin);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int dflt_threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus;
+    cfg->ws_threads = (int)get_int(c, o, "threads", "ws", 1, 64, dflt_threads);
     cfg->ws_max_frame_bytes = (int)get_int(c, o, "max_frame_bytes", "ws", 1024, 16777216, 65536);
     cfg->ws_max_subscriptions = (int)get_int(c, o, "max_subscriptions", "ws", 1, 10000, 100);
     cfg->ws_max_queue_bytes = get_int(c, o, "max_queue_bytes", "ws", 4096, 1073741824, 1048576);

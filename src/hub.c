@@ -1,4 +1,4 @@
-/* hub: shared NATS interests, encode-once event frames, the inbox. */
+/* hub: shared NATS interests, encode-once event frames, one inbox per shard. */
 #include "herald/hub.h"
 
 #include <pthread.h>
@@ -15,7 +15,8 @@
 #include "herald/subject.h"
 
 #define NBUCKETS           8192
-#define INBOX_MAX_BYTES    (64u << 20) /* events waiting for the owner thread */
+#define LBUCKETS           4096
+#define INBOX_MAX_BYTES    (64u << 20) /* events waiting for one shard's thread */
 #define ITEMS_PER_TURN     4096        /* bounded work per service turn */
 #define REPLAY_PER_TURN    512 /* replay items per turn: live events never wait behind more */
 #define FLUSH_TIMEOUT_MS   3000
@@ -24,28 +25,53 @@
 #define REPLAY_BATCH       1024 /* messages per replay batch at most */
 #define REPLAY_FIRST_BATCH 16
 
-typedef enum { INTEREST_PENDING, INTEREST_ACTIVE } interest_state;
+_Static_assert(HUB_MAX_SHARDS <= 64, "shard masks are 64-bit");
 
-typedef struct sub_closure sub_closure;
+typedef enum { INTEREST_PENDING, INTEREST_ACTIVE, INTEREST_FAILED } interest_state;
 
-/* One distinct pattern. Owned by the owner thread; the NATS subscription in
- * it is created and destroyed by the worker. */
+/* The NATS message handler's closure. Created with its interest; from the
+ * subscribe on, nats.c owns it and frees it through the on-complete
+ * callback once the handler can no longer run. */
+typedef struct sub_closure {
+    hub *h;
+    uint64_t id;
+    bool js;                 /* an ordered consumer: messages carry stream sequences */
+    _Atomic uint64_t mask;   /* shards with receivers: where each event goes */
+    _Atomic uint64_t lost[]; /* per shard: events dropped because its inbox was full */
+} sub_closure;
+
+/* One distinct pattern, process-wide. Under hub.tab_lock, except the
+ * immutable id, pattern, stream and closure. Freed when its last receiver
+ * leaves (a pending one when the worker answers). */
 typedef struct interest {
     uint64_t id;
     char *pattern;
-    char *stream;   /* history stream feeding it (ordered consumer), NULL: core NATS */
-    uint64_t floor; /* stream-fed: highest sequence passed on (a re-created consumer may repeat) */
+    char *stream; /* history stream feeding it (ordered consumer), NULL: core NATS */
     interest_state state;
+    uint64_t floor0;        /* stream-fed: the stream's last sequence at creation */
     natsSubscription *nsub; /* set once the worker confirmed it */
-    sub_closure *closure;   /* the handler's closure (valid while nsub is) */
-    hub_sub *subs;          /* doubly linked receivers */
-    size_t nsubs;
+    sub_closure *closure;
+    size_t total;     /* receivers on all shards */
     struct op *unsub; /* preallocated OP_UNSUB: dropping never fails */
-    struct interest *next_by_pattern, *next_by_id;
+    struct interest *next_by_pattern;
 } interest;
 
-struct hub_sub {
+/* An interest as one shard sees it: its receivers there. That shard's
+ * thread only; exists while it has receivers (so `in` stays alive). */
+typedef struct lentry {
+    uint64_t id;
     interest *in;
+    sub_closure *closure; /* in->closure, copied at creation */
+    hub_sub *subs;        /* doubly linked */
+    size_t nsubs;
+    bool active;    /* the shard saw the interest confirmed */
+    uint64_t floor; /* stream-fed: highest sequence passed on (a re-created consumer repeats) */
+    struct lentry *next;
+} lentry;
+
+struct hub_sub {
+    hub_shard *sh;
+    lentry *le;
     void *owner;
     uintptr_t tag; /* the owner's */
     bool ready;
@@ -61,15 +87,6 @@ struct hub_sub {
     size_t big_len;          /* slowly decaying maximum of replayed frame sizes (pacing) */
 };
 
-/* Passed to nats.c as the message handler closure; freed by nats.c's
- * on-complete callback once the handler can no longer run. */
-struct sub_closure {
-    hub *h;
-    uint64_t id;
-    bool js;               /* an ordered consumer: messages carry stream sequences */
-    _Atomic uint64_t lost; /* events dropped because the inbox was full */
-};
-
 typedef enum {
     ITEM_EVENT,
     ITEM_LOST,
@@ -81,14 +98,14 @@ typedef enum {
 
 typedef struct {
     item_kind kind;
-    uint64_t id;
-    uint64_t seq;           /* EVENT, RP_EVENT: stream sequence (0: none); SUB_DONE: floor */
-    frame *f;               /* EVENT, RP_EVENT: one reference */
-    natsSubscription *nsub; /* SUB_DONE: NULL on failure */
-    sub_closure *closure;   /* SUB_DONE / LOST */
-    replay *rp;             /* RP_*: one reference */
-    replay_started st;      /* RP_START */
-    replay_batch b;         /* RP_BATCH */
+    uint64_t id;          /* EVENT, LOST, SUB_DONE: the interest */
+    uint64_t seq;         /* EVENT, RP_EVENT: stream sequence (0: none); SUB_DONE: floor */
+    frame *f;             /* EVENT, RP_EVENT: one reference */
+    bool ok;              /* SUB_DONE */
+    sub_closure *closure; /* LOST */
+    replay *rp;           /* RP_*: one reference */
+    replay_started st;    /* RP_START */
+    replay_batch b;       /* RP_BATCH */
 } item;
 
 typedef struct {
@@ -96,13 +113,26 @@ typedef struct {
     size_t n, cap, next; /* next: first unprocessed item (work vector) */
 } item_vec;
 
+/* One service thread's share: its inboxes (any thread pushes; that thread
+ * takes) and its view of the interests (that thread only). */
+struct hub_shard {
+    hub *h;
+    int idx;
+    void *ctx; /* the callbacks' */
+    pthread_mutex_t lock;
+    item_vec inbox, work;
+    item_vec rp_inbox, rp_work; /* replay items: their own queue, a bounded share per turn */
+    size_t inbox_bytes;         /* frame bytes in `inbox` (under lock) */
+    bool closed;                /* under lock: no more pushes or wake-ups */
+    bool warned_full;           /* under lock */
+    lentry *by_id[LBUCKETS];
+};
+
 typedef enum { OP_SUB, OP_UNSUB, OP_STOP } op_kind;
 
 typedef struct op {
     op_kind kind;
-    uint64_t id;
-    char *pattern;          /* OP_SUB */
-    char *stream;           /* OP_SUB: history stream or NULL */
+    interest *in;           /* OP_SUB: stays alive (pending interests are not freed) */
     natsSubscription *nsub; /* OP_UNSUB */
     struct op *next;
 } op;
@@ -110,16 +140,12 @@ typedef struct op {
 struct hub {
     bus *bus;
     hub_callbacks cb;
-    interest *by_pattern[NBUCKETS], *by_id[NBUCKETS];
+    int nshards;
+    hub_shard *shards[HUB_MAX_SHARDS];
+    pthread_mutex_t tab_lock; /* the interest table; never taken per event */
+    interest *by_pattern[NBUCKETS];
     uint64_t next_id;
-    /* inbox: NATS threads → owner thread */
-    pthread_mutex_t in_lock;
-    item_vec inbox, work;
-    item_vec rp_inbox, rp_work; /* replay items: their own queue, a bounded share per turn */
-    size_t inbox_bytes;         /* frame bytes in `inbox` (under in_lock) */
-    bool closed;                /* under in_lock: no more pushes or wake-ups */
-    bool warned_full;
-    /* worker: owner thread → worker */
+    /* worker: shards → worker */
     pthread_t worker;
     bool worker_started;
     pthread_mutex_t op_lock;
@@ -132,6 +158,8 @@ struct hub {
     metrics_cell *m_replays_seq, *m_replays_last, *m_replayed, *m_gaps;
 };
 
+/* ---- tables ------------------------------------------------------------------ */
+
 static interest *find_pattern(hub *h, const char *p)
 {
     for (interest *in = h->by_pattern[net_hash_str(p) % NBUCKETS]; in; in = in->next_by_pattern)
@@ -140,24 +168,15 @@ static interest *find_pattern(hub *h, const char *p)
     return NULL;
 }
 
-static interest *find_id(hub *h, uint64_t id)
+/* Take `in` out of the pattern table (if still there). */
+static void pattern_remove(hub *h, interest *in)
 {
-    for (interest *in = h->by_id[id % NBUCKETS]; in; in = in->next_by_id)
-        if (in->id == id)
-            return in;
-    return NULL;
-}
-
-static void table_remove(hub *h, interest *in)
-{
-    interest **pp = &h->by_pattern[net_hash_str(in->pattern) % NBUCKETS];
-    while (*pp != in)
-        pp = &(*pp)->next_by_pattern;
-    *pp = in->next_by_pattern;
-    pp = &h->by_id[in->id % NBUCKETS];
-    while (*pp != in)
-        pp = &(*pp)->next_by_id;
-    *pp = in->next_by_id;
+    for (interest **pp = &h->by_pattern[net_hash_str(in->pattern) % NBUCKETS]; *pp;
+         pp = &(*pp)->next_by_pattern)
+        if (*pp == in) {
+            *pp = in->next_by_pattern;
+            return;
+        }
 }
 
 static void interest_free(interest *in)
@@ -168,7 +187,24 @@ static void interest_free(interest *in)
     free(in);
 }
 
-/* ---- inbox ------------------------------------------------------------------ */
+static lentry *local_find(hub_shard *sh, uint64_t id)
+{
+    for (lentry *e = sh->by_id[id % LBUCKETS]; e; e = e->next)
+        if (e->id == id)
+            return e;
+    return NULL;
+}
+
+static void local_remove(hub_shard *sh, lentry *le)
+{
+    lentry **pp = &sh->by_id[le->id % LBUCKETS];
+    while (*pp != le)
+        pp = &(*pp)->next;
+    *pp = le->next;
+    free(le);
+}
+
+/* ---- inboxes ------------------------------------------------------------------ */
 
 static bool vec_push(item_vec *v, const item *it)
 {
@@ -193,30 +229,56 @@ static void unsubscribe_now(natsSubscription *ns)
     natsSubscription_Destroy(ns);
 }
 
-/* Any thread. Takes ownership of it->f and it->nsub (released on failure).
+/* Any thread. Takes ownership of it->f and it->rp (released on refusal).
  * Returns false if the item was refused. */
-static bool inbox_push(hub *h, const item *it)
+static bool inbox_push(hub_shard *sh, const item *it)
 {
-    item_vec *v = it->kind >= ITEM_RP_START ? &h->rp_inbox : &h->inbox;
-    pthread_mutex_lock(&h->in_lock);
-    bool ok = !h->closed && vec_push(v, it);
-    if (ok && it->f && v == &h->inbox) /* replays are bounded by their credit */
-        h->inbox_bytes += it->f->len;
+    item_vec *v = it->kind >= ITEM_RP_START ? &sh->rp_inbox : &sh->inbox;
+    pthread_mutex_lock(&sh->lock);
+    bool ok = !sh->closed && vec_push(v, it);
+    if (ok && it->f && v == &sh->inbox) /* replays are bounded by their credit */
+        sh->inbox_bytes += it->f->len;
     /* Wake-ups coalesce: only the first item needs one. Under the lock, so
      * hub_close cannot return while a wake-up is on its way. */
     if (ok && v->n == 1)
-        h->cb.wake(h->cb.ctx);
-    pthread_mutex_unlock(&h->in_lock);
+        sh->h->cb.wake(sh->ctx);
+    pthread_mutex_unlock(&sh->lock);
     if (!ok) {
         frame_release(it->f);
         replay_release(it->rp);
-        if (it->nsub)
-            unsubscribe_now(it->nsub);
     }
     return ok;
 }
 
-/* NATS delivery thread: encode once, hand over; the message is not kept. */
+/* An event for one shard, unless its inbox is over its bound: then the
+ * shard's receivers learn how many they missed (`lost`). */
+static void push_event(hub_shard *sh, sub_closure *c, frame *f, uint64_t seq)
+{
+    hub *h = sh->h;
+    pthread_mutex_lock(&sh->lock);
+    bool full = sh->inbox_bytes + f->len > INBOX_MAX_BYTES;
+    bool warn = full && !sh->warned_full;
+    if (full)
+        sh->warned_full = true;
+    else if (sh->inbox_bytes < INBOX_MAX_BYTES / 2)
+        sh->warned_full = false;
+    pthread_mutex_unlock(&sh->lock);
+    if (!full) {
+        item it = {.kind = ITEM_EVENT, .id = c->id, .f = frame_ref(f), .seq = seq};
+        inbox_push(sh, &it);
+        return;
+    }
+    metrics_add(h->m_lost, 1);
+    if (warn)
+        log_warn("event inbox full: dropping events until the service thread catches up", NULL);
+    if (atomic_fetch_add(&c->lost[sh->idx], 1) == 0) {
+        item it = {.kind = ITEM_LOST, .id = c->id, .closure = c};
+        inbox_push(sh, &it);
+    }
+}
+
+/* NATS delivery thread: encode once, hand the same frame to every shard
+ * with receivers; the message is not kept. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     sub_closure *c = closure;
@@ -236,6 +298,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return;
     }
+    uint64_t mask = atomic_load(&c->mask);
+    if (!mask) {
+        natsMsg_Destroy(msg);
+        return;
+    }
     char now[40];
     net_rfc3339_now(now, sizeof now);
     frame *f = frame_event(subject, slen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
@@ -243,29 +310,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     natsMsg_Destroy(msg);
     if (!f)
         return;
-    /* Backpressure: past INBOX_MAX_BYTES the owner thread is overloaded.
-     * Drop here and let every receiver learn how many it missed. */
-    pthread_mutex_lock(&h->in_lock);
-    bool full = h->inbox_bytes + f->len > INBOX_MAX_BYTES;
-    bool warn = full && !h->warned_full;
-    if (full)
-        h->warned_full = true;
-    else if (h->inbox_bytes < INBOX_MAX_BYTES / 2)
-        h->warned_full = false;
-    pthread_mutex_unlock(&h->in_lock);
-    if (full) {
-        frame_release(f);
-        metrics_add(h->m_lost, 1);
-        if (warn)
-            log_warn("event inbox full: dropping events until the service thread catches up", NULL);
-        if (atomic_fetch_add(&c->lost, 1) == 0) {
-            item it = {.kind = ITEM_LOST, .id = c->id, .closure = c};
-            inbox_push(h, &it);
-        }
-        return;
-    }
-    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f, .seq = seq};
-    inbox_push(h, &it);
+    for (int i = 0; mask; i++, mask >>= 1)
+        if (mask & 1)
+            push_event(h->shards[i], c, f, seq);
+    frame_release(f);
 }
 
 static void on_sub_complete(void *closure)
@@ -318,39 +366,72 @@ static natsStatus js_subscribe(hub *h, natsSubscription **ns, const char *patter
     return js_Subscribe(ns, h->js, pattern, on_msg, c, NULL, &so, &jerr);
 }
 
-/* Subscribe without confirming; NULL on failure. */
-static natsSubscription *do_subscribe(hub *h, uint64_t id, const char *pattern, const char *stream,
-                                      sub_closure **out, uint64_t *floor)
+/* Subscribe without confirming; NULL on failure. On success nats.c owns
+ * the closure (on_sub_complete frees it); on failure *closure_lost says
+ * whether it may still be called (then it is never freed here). */
+static natsSubscription *do_subscribe(hub *h, interest *in, uint64_t *floor, bool *closure_lost)
 {
-    sub_closure *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->h = h;
-    c->id = id;
-    c->js = stream != NULL;
+    sub_closure *c = in->closure;
+    *closure_lost = false;
     atomic_fetch_add(&h->live_closures, 1);
     natsSubscription *ns = NULL;
-    natsStatus st = stream ? js_subscribe(h, &ns, pattern, stream, c, floor)
-                           : natsConnection_Subscribe(&ns, bus_conn(h->bus), pattern, on_msg, c);
-    if (st != NATS_OK && stream)
-        log_warn("cannot read a history stream", "{s:s, s:s, s:s}", "stream", stream, "pattern",
-                 pattern, "error", natsStatus_GetText(st));
+    natsStatus st = in->stream
+                        ? js_subscribe(h, &ns, in->pattern, in->stream, c, floor)
+                        : natsConnection_Subscribe(&ns, bus_conn(h->bus), in->pattern, on_msg, c);
     if (st != NATS_OK) {
+        if (in->stream)
+            log_warn("cannot read a history stream", "{s:s, s:s, s:s}", "stream", in->stream,
+                     "pattern", in->pattern, "error", natsStatus_GetText(st));
         atomic_fetch_sub(&h->live_closures, 1);
-        free(c);
         return NULL;
     }
     if (natsSubscription_SetOnCompleteCB(ns, on_sub_complete, c) != NATS_OK) {
         /* c may be in use by a running handler: leak it, and keep
          * live_closures up so hub_free does not free the hub under it. */
         unsubscribe_now(ns);
+        *closure_lost = true;
         return NULL;
     }
     /* The hub applies its own bound (INBOX_MAX_BYTES); nats.c's must not
      * trigger first. */
     natsSubscription_SetPendingLimits(ns, 1 << 20, 512 << 20);
-    *out = c;
     return ns;
+}
+
+static void interest_drop(hub *h, interest *in);
+
+/* A subscribe finished (under tab_lock): record it, tell every shard with
+ * receivers waiting, or drop the interest if nobody is left. */
+static void sub_finished(hub *h, interest *in, natsSubscription *ns, uint64_t floor,
+                         bool closure_lost)
+{
+    bool ok = ns != NULL;
+    if (ok) {
+        in->nsub = ns;
+        in->state = INTEREST_ACTIVE;
+        in->floor0 = floor;
+        metrics_add(h->m_nats_subs, 1);
+        if (in->stream)
+            metrics_add(h->m_consumers, 1);
+    } else {
+        in->state = INTEREST_FAILED;
+        pattern_remove(h, in); /* a later subscribe starts afresh */
+        if (!closure_lost)
+            free(in->closure);
+        in->closure = NULL;
+    }
+    if (in->total == 0) {
+        interest_drop(h, in);
+        return;
+    }
+    uint64_t mask = ok ? atomic_load(&in->closure->mask) : 0;
+    if (!ok) /* every shard that holds a receiver has its bit in the mask it had */
+        mask = (uint64_t)-1 >> (64 - h->nshards);
+    for (int i = 0; mask; i++, mask >>= 1)
+        if (mask & 1) {
+            item it = {.kind = ITEM_SUB_DONE, .id = in->id, .ok = ok, .seq = floor};
+            inbox_push(h->shards[i], &it);
+        }
 }
 
 /* Take every queued op at once: unsubscribes first, then all subscribes
@@ -377,40 +458,45 @@ static void *worker_main(void *arg)
             else
                 nsub++;
         }
-        item *done = nsub ? calloc(nsub, sizeof *done) : NULL;
+        typedef struct {
+            interest *in;
+            natsSubscription *ns;
+            uint64_t floor;
+            bool lost;
+        } done_t;
+        done_t *done = nsub ? calloc(nsub, sizeof *done) : NULL;
         size_t k = 0;
         for (op *o = batch; o; o = o->next) {
-            if (o->kind != OP_SUB || stop)
+            if (o->kind != OP_SUB)
                 continue;
-            item it = {.kind = ITEM_SUB_DONE, .id = o->id};
-            it.nsub = do_subscribe(h, o->id, o->pattern, o->stream, &it.closure, &it.seq);
-            if (done)
-                done[k++] = it;
-            else if (it.nsub)
-                unsubscribe_now(it.nsub);
+            done_t d = {.in = o->in};
+            if (!stop && done)
+                d.ns = do_subscribe(h, o->in, &d.floor, &d.lost);
+            if (done) {
+                done[k++] = d;
+            } else { /* OOM: fail it at once */
+                pthread_mutex_lock(&h->tab_lock);
+                sub_finished(h, o->in, NULL, 0, false);
+                pthread_mutex_unlock(&h->tab_lock);
+            }
         }
         /* `ok` promises the server has the interest: flush before confirming. */
         bool flushed =
             k == 0 || natsConnection_FlushTimeout(bus_conn(h->bus), FLUSH_TIMEOUT_MS) == NATS_OK;
+        pthread_mutex_lock(&h->tab_lock);
         for (size_t i = 0; i < k; i++) {
-            if (!flushed && done[i].nsub) {
-                unsubscribe_now(done[i].nsub);
-                done[i].nsub = NULL;
+            if (!flushed && done[i].ns) {
+                /* nats.c holds the closure now: on_sub_complete frees it */
+                unsubscribe_now(done[i].ns);
+                done[i].ns = NULL;
+                done[i].lost = true;
             }
-            inbox_push(h, &done[i]);
+            sub_finished(h, done[i].in, done[i].ns, done[i].floor, done[i].lost);
         }
+        pthread_mutex_unlock(&h->tab_lock);
         free(done);
-        /* Subscribes that could not even be recorded (OOM) fail too. */
-        if (!done && nsub && !stop)
-            for (op *o = batch; o; o = o->next)
-                if (o->kind == OP_SUB) {
-                    item it = {.kind = ITEM_SUB_DONE, .id = o->id};
-                    inbox_push(h, &it);
-                }
-        for (op *o = batch, *n; o; o = n) {
+        for (op *o = batch, *n; o; o = n) { /* OP_UNSUB ops come from dropped interests */
             n = o->next;
-            free(o->pattern);
-            free(o->stream);
             free(o);
         }
         if (stop)
@@ -418,30 +504,32 @@ static void *worker_main(void *arg)
     }
 }
 
-/* ---- replays: replayer thread → inbox ---------------------------------------- */
+/* ---- replays: replayer threads → the subscription's shard ---------------------- */
 
 static void rp_started(void *ctx, replay *rp, const replay_started *st)
 {
     item it = {.kind = ITEM_RP_START, .rp = replay_ref(rp), .st = *st};
-    inbox_push(ctx, &it);
+    inbox_push(replay_route(rp), &it);
 }
 
 static void rp_event(void *ctx, replay *rp, frame *f, uint64_t seq)
 {
     item it = {.kind = ITEM_RP_EVENT, .rp = replay_ref(rp), .f = f, .seq = seq};
-    inbox_push(ctx, &it);
+    inbox_push(replay_route(rp), &it);
 }
 
 static void rp_batch_end(void *ctx, replay *rp, const replay_batch *b)
 {
     item it = {.kind = ITEM_RP_BATCH, .rp = replay_ref(rp), .b = *b};
-    inbox_push(ctx, &it);
+    inbox_push(replay_route(rp), &it);
 }
 
-/* ---- owner thread API ---------------------------------------------------------- */
+/* ---- lifecycle ------------------------------------------------------------------ */
 
-hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
+hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *const *ctxs)
 {
+    if (nshards < 1 || nshards > HUB_MAX_SHARDS)
+        return NULL;
     hub *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
@@ -449,14 +537,26 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     h->cb = *cb;
     h->next_id = 1;
     h->ops_tail = &h->ops_head;
-    pthread_mutex_init(&h->in_lock, NULL);
+    pthread_mutex_init(&h->tab_lock, NULL);
     pthread_mutex_init(&h->op_lock, NULL);
     pthread_cond_init(&h->op_cond, NULL);
+    for (int i = 0; i < nshards; i++) {
+        hub_shard *sh = calloc(1, sizeof *sh);
+        if (!sh) {
+            hub_free(h);
+            return NULL;
+        }
+        sh->h = h;
+        sh->idx = i;
+        sh->ctx = ctxs[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        h->shards[h->nshards++] = sh;
+    }
     h->m_nats_subs = metrics_cell0(metrics_gauge(
         m, "herald_nats_subscriptions", "Distinct NATS interests (one per pattern).", NULL));
     h->m_lost = metrics_cell0(metrics_counter(
         m, "herald_hub_overload_drops_total",
-        "Events dropped before fan-out because the service thread was overloaded.", NULL));
+        "Events dropped before fan-out because a service thread was overloaded.", NULL));
     h->m_invalid = metrics_cell0(
         metrics_counter(m, "herald_events_invalid_total",
                         "NATS messages never delivered: their subject is not valid.", NULL));
@@ -481,14 +581,20 @@ hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb)
     return h;
 }
 
-static void interest_drop(hub *h, interest *in);
+hub_shard *hub_shard_at(hub *h, int i)
+{
+    return h->shards[i];
+}
+
+/* ---- shard thread API ------------------------------------------------------------ */
 
 /* Hand a since-subscription's replay to the replayer. Only once its
  * interest is active: the live feed then covers whatever the replay ends
  * before. False on OOM. */
 static bool replay_begin(hub *h, hub_sub *s)
 {
-    s->rp = replay_start(h->rpl, s->in->stream, s->in->pattern, s->since_last, s->since);
+    s->rp =
+        replay_start(h->rpl, s->le->in->stream, s->le->in->pattern, s->since_last, s->since, s->sh);
     if (!s->rp)
         return false;
     replay_set_tag(s->rp, s);
@@ -504,77 +610,14 @@ static void replay_end(hub *h, hub_sub *s)
     s->rp = NULL;
 }
 
-hub_sub *hub_subscribe(hub *h, const char *pattern, const char *stream, const hub_since *since,
-                       void *owner)
-{
-    hub_sub *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    interest *in = find_pattern(h, pattern);
-    if (!in) {
-        in = calloc(1, sizeof *in);
-        op *o = calloc(1, sizeof *o);
-        char *p1 = strdup(pattern), *p2 = strdup(pattern);
-        char *s1 = stream ? strdup(stream) : NULL, *s2 = stream ? strdup(stream) : NULL;
-        op *u = calloc(1, sizeof *u);
-        if (!in || !o || !p1 || !p2 || !u || (stream && (!s1 || !s2))) {
-            free(in);
-            free(o);
-            free(p1);
-            free(p2);
-            free(s1);
-            free(s2);
-            free(u);
-            free(s);
-            return NULL;
-        }
-        in->id = h->next_id++;
-        in->pattern = p1;
-        in->stream = s1;
-        in->state = INTEREST_PENDING;
-        in->unsub = u;
-        uint64_t hp = net_hash_str(pattern) % NBUCKETS;
-        in->next_by_pattern = h->by_pattern[hp];
-        h->by_pattern[hp] = in;
-        in->next_by_id = h->by_id[in->id % NBUCKETS];
-        h->by_id[in->id % NBUCKETS] = in;
-        o->kind = OP_SUB;
-        o->id = in->id;
-        o->pattern = p2;
-        o->stream = s2;
-        op_push(h, o);
-    }
-    s->in = in;
-    s->owner = owner;
-    s->big_len = 0;
-    if (since && in->stream) {
-        s->has_since = true;
-        s->since_last = since->last;
-        s->since = since->seq;
-        resume_init_replay(&s->rs, since->last ? 0 : since->seq);
-    }
-    if (in->state == INTEREST_ACTIVE) {
-        /* A since-subscription is ready once its replay is set up. */
-        if (s->has_since && !replay_begin(h, s)) {
-            if (in->nsubs == 0)
-                interest_drop(h, in);
-            free(s);
-            return NULL;
-        }
-        s->ready = !s->has_since;
-    }
-    s->next = in->subs;
-    if (in->subs)
-        in->subs->prev = s;
-    in->subs = s;
-    in->nsubs++;
-    return s;
-}
-
-/* Remove an interest; its NATS subscription (if any) goes to the worker. */
+/* Remove an interest nobody receives any more (under tab_lock); its NATS
+ * subscription (if any) goes to the worker. A pending one waits for the
+ * worker's answer (sub_finished drops it then). */
 static void interest_drop(hub *h, interest *in)
 {
-    table_remove(h, in);
+    if (in->state == INTEREST_PENDING)
+        return;
+    pattern_remove(h, in);
     if (in->nsub) {
         in->unsub->kind = OP_UNSUB;
         in->unsub->nsub = in->nsub;
@@ -587,24 +630,147 @@ static void interest_drop(hub *h, interest *in)
     interest_free(in);
 }
 
-void hub_unsubscribe(hub *h, hub_sub *s)
+/* Find or create the interest for `pattern` and count one more receiver on
+ * shard `sh` (under tab_lock). *active: confirmed already. */
+static interest *interest_get(hub *h, hub_shard *sh, const char *pattern, const char *stream,
+                              bool *active, uint64_t *floor0, sub_closure **closure)
+{
+    interest *in = find_pattern(h, pattern);
+    if (!in) {
+        in = calloc(1, sizeof *in);
+        op *o = calloc(1, sizeof *o);
+        op *u = calloc(1, sizeof *u);
+        sub_closure *c = calloc(1, sizeof *c + (size_t)h->nshards * sizeof(_Atomic uint64_t));
+        char *p = strdup(pattern), *st = stream ? strdup(stream) : NULL;
+        if (!in || !o || !u || !c || !p || (stream && !st)) {
+            free(in);
+            free(o);
+            free(u);
+            free(c);
+            free(p);
+            free(st);
+            return NULL;
+        }
+        in->id = h->next_id++;
+        in->pattern = p;
+        in->stream = st;
+        in->state = INTEREST_PENDING;
+        in->unsub = u;
+        in->closure = c;
+        c->h = h;
+        c->id = in->id;
+        c->js = stream != NULL;
+        uint64_t hp = net_hash_str(pattern) % NBUCKETS;
+        in->next_by_pattern = h->by_pattern[hp];
+        h->by_pattern[hp] = in;
+        o->kind = OP_SUB;
+        o->in = in;
+        op_push(h, o);
+    }
+    /* Events start reaching this shard from here (set before the worker
+     * reads the mask to confirm: no confirmation is missed). */
+    atomic_fetch_or(&in->closure->mask, (uint64_t)1 << sh->idx);
+    in->total++;
+    *active = in->state == INTEREST_ACTIVE;
+    *floor0 = in->floor0;
+    *closure = in->closure;
+    return in;
+}
+
+/* One receiver fewer (under tab_lock): a shard without receivers stops
+ * getting the events; the last one drops the interest. */
+static void interest_put(hub *h, hub_shard *sh, interest *in, bool shard_empty)
+{
+    if (shard_empty && in->closure)
+        atomic_fetch_and(&in->closure->mask, ~((uint64_t)1 << sh->idx));
+    if (--in->total == 0)
+        interest_drop(h, in);
+}
+
+hub_sub *hub_subscribe(hub_shard *sh, const char *pattern, const char *stream,
+                       const hub_since *since, void *owner)
+{
+    hub *h = sh->h;
+    hub_sub *s = calloc(1, sizeof *s);
+    lentry *fresh = calloc(1, sizeof *fresh);
+    if (!s || !fresh) {
+        free(s);
+        free(fresh);
+        return NULL;
+    }
+    bool active;
+    uint64_t floor0;
+    sub_closure *closure;
+    pthread_mutex_lock(&h->tab_lock);
+    interest *in = interest_get(h, sh, pattern, stream, &active, &floor0, &closure);
+    pthread_mutex_unlock(&h->tab_lock);
+    if (!in) {
+        free(s);
+        free(fresh);
+        return NULL;
+    }
+    lentry *le = local_find(sh, in->id);
+    if (!le) {
+        le = fresh;
+        fresh = NULL;
+        le->id = in->id;
+        le->in = in;
+        le->closure = closure;
+        le->active = active;
+        le->floor = floor0;
+        le->next = sh->by_id[le->id % LBUCKETS];
+        sh->by_id[le->id % LBUCKETS] = le;
+    }
+    free(fresh);
+    s->sh = sh;
+    s->le = le;
+    s->owner = owner;
+    s->big_len = 0;
+    if (since && in->stream) {
+        s->has_since = true;
+        s->since_last = since->last;
+        s->since = since->seq;
+        resume_init_replay(&s->rs, since->last ? 0 : since->seq);
+    }
+    s->next = le->subs;
+    if (le->subs)
+        le->subs->prev = s;
+    le->subs = s;
+    le->nsubs++;
+    if (le->active) {
+        /* A since-subscription is ready once its replay is set up. */
+        if (s->has_since && !replay_begin(h, s)) {
+            hub_unsubscribe(s);
+            return NULL;
+        }
+        s->ready = !s->has_since;
+    }
+    return s;
+}
+
+void hub_unsubscribe(hub_sub *s)
 {
     if (!s)
         return;
-    interest *in = s->in;
+    hub_shard *sh = s->sh;
+    hub *h = sh->h;
+    lentry *le = s->le;
+    interest *in = le->in;
     if (s->prev)
         s->prev->next = s->next;
     else
-        in->subs = s->next;
+        le->subs = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    in->nsubs--;
+    le->nsubs--;
     replay_end(h, s);
     free(s);
-    /* A pending interest stays until the worker answers (then it is dropped
-     * if nobody is left). */
-    if (in->nsubs == 0 && in->state == INTEREST_ACTIVE)
-        interest_drop(h, in);
+    bool empty = le->nsubs == 0;
+    if (empty)
+        local_remove(sh, le);
+    pthread_mutex_lock(&h->tab_lock);
+    interest_put(h, sh, in, empty);
+    pthread_mutex_unlock(&h->tab_lock);
 }
 
 bool hub_sub_is_ready(const hub_sub *s)
@@ -617,11 +783,12 @@ bool hub_sub_replaying(const hub_sub *s)
     return s->rp != NULL;
 }
 
-void hub_sub_pump(hub *h, hub_sub *s)
+void hub_sub_pump(hub_sub *s)
 {
+    hub *h = s->sh->h;
     if (!s->rp || !s->ready || s->fetching)
         return;
-    size_t room = h->cb.room(h->cb.ctx, s);
+    size_t room = h->cb.room(s->sh->ctx, s);
     if (!room)
         return; /* called again when the owner's queue drains */
     /* Sized by the largest recent frame, so a batch fits the room however
@@ -636,14 +803,14 @@ void hub_sub_pump(hub *h, hub_sub *s)
 static void replay_caught_up(hub *h, hub_sub *s, uint64_t gone_upto)
 {
     if (!resume_caught_up(&s->rs, gone_upto)) {
-        hub_sub_pump(h, s);
+        hub_sub_pump(s);
         return;
     }
     replay_end(h, s);
-    h->cb.synced(h->cb.ctx, s, s->rs.floor);
+    h->cb.synced(s->sh->ctx, s, s->rs.floor);
 }
 
-static void replay_item(hub *h, const item *it)
+static void replay_item(hub *h, hub_shard *sh, const item *it)
 {
     hub_sub *s = replay_tag(it->rp); /* NULL once the owner cancelled it */
     if (!s)
@@ -655,13 +822,13 @@ static void replay_item(hub *h, const item *it)
         if (!resume_on_replayed(&s->rs, it->seq))
             return;
         metrics_add(h->m_replayed, 1);
-        h->cb.deliver(h->cb.ctx, s, it->f); /* may end s's session, never frees s */
+        h->cb.deliver(sh->ctx, s, it->f); /* may end s's session, never frees s */
         return;
     }
     if (it->kind == ITEM_RP_START) {
         const replay_started *st = &it->st;
         if (!st->ok) {
-            h->cb.ready(h->cb.ctx, s, false, -1); /* the owner unsubscribes s */
+            h->cb.ready(sh->ctx, s, false, -1); /* the owner unsubscribes s */
             return;
         }
         if (st->gap) {
@@ -671,25 +838,23 @@ static void replay_item(hub *h, const item *it)
             s->rs.floor = st->last_seq; /* since beyond the stream's end */
         }
         s->ready = true;
-        h->cb.ready(h->cb.ctx, s, true, st->gap ? (int64_t)st->first_seq : -1);
-        if (!s->rp)
-            return;
+        h->cb.ready(sh->ctx, s, true, st->gap ? (int64_t)st->first_seq : -1);
         if (st->pending == 0)
             replay_caught_up(h, s, 0);
         else
-            hub_sub_pump(h, s);
+            hub_sub_pump(s);
         return;
     }
     /* ITEM_RP_BATCH */
     s->fetching = false;
     if (it->b.fatal) {
-        h->cb.ready(h->cb.ctx, s, false, -1); /* the owner ends s */
+        h->cb.ready(sh->ctx, s, false, -1); /* the owner ends s */
         return;
     }
     if (!it->b.error && it->b.pending == 0)
         replay_caught_up(h, s, it->b.idle ? s->grant_live_max : 0);
     else
-        hub_sub_pump(h, s);
+        hub_sub_pump(s);
 }
 
 void hub_sub_set_tag(hub_sub *s, uintptr_t tag)
@@ -704,7 +869,7 @@ uintptr_t hub_sub_tag(const hub_sub *s)
 
 const char *hub_sub_pattern(const hub_sub *s)
 {
-    return s->in->pattern;
+    return s->le->in->pattern;
 }
 
 void *hub_sub_owner(const hub_sub *s)
@@ -712,115 +877,99 @@ void *hub_sub_owner(const hub_sub *s)
     return s->owner;
 }
 
-static void sub_done(hub *h, const item *it)
+/* The worker answered a subscribe this shard waits for. */
+static void sub_done(hub *h, hub_shard *sh, const item *it)
 {
-    interest *in = find_id(h, it->id);
-    if (!in) { /* cannot happen: pending interests stay in the table */
-        if (it->nsub)
-            unsubscribe_now(it->nsub);
-        return;
-    }
-    bool ok = it->nsub != NULL;
-    if (ok) {
-        in->nsub = it->nsub;
-        in->closure = it->closure;
-        in->state = INTEREST_ACTIVE;
-        in->floor = it->seq;
-        metrics_add(h->m_nats_subs, 1);
-        if (in->stream)
-            metrics_add(h->m_consumers, 1);
-    }
-    if (in->nsubs == 0) {
-        if (ok)
-            interest_drop(h, in);
-        else {
-            table_remove(h, in);
-            interest_free(in);
-        }
-        return;
+    lentry *le = local_find(sh, it->id);
+    if (!le || le->active)
+        return; /* its receivers left meanwhile */
+    if (it->ok) {
+        le->active = true;
+        le->floor = it->seq;
     }
     /* Tell every waiting receiver. On failure each owner unsubscribes its
-     * hub_sub; the interest stays PENDING meanwhile, so it is not freed. */
-    for (hub_sub *s = in->subs, *next; s; s = next) {
+     * hub_sub, which may free `le`: walk with care. */
+    for (hub_sub *s = le->subs, *next; s; s = next) {
         next = s->next;
         if (s->ready || s->rp)
             continue;
-        if (ok && s->has_since) {
+        if (it->ok && s->has_since) {
             if (!replay_begin(h, s))
-                h->cb.ready(h->cb.ctx, s, false, -1);
+                h->cb.ready(sh->ctx, s, false, -1);
         } else {
-            s->ready = ok;
-            h->cb.ready(h->cb.ctx, s, ok, -1);
+            s->ready = it->ok;
+            bool last = next == NULL;
+            h->cb.ready(sh->ctx, s, it->ok, -1);
+            if (!it->ok && last)
+                return; /* `le` may be gone */
         }
-    }
-    if (!ok && in->nsubs == 0) {
-        table_remove(h, in);
-        interest_free(in);
     }
 }
 
-/* Swap a finished work vector with its inbox (under the lock). */
-static void take(hub *h, item_vec *w, item_vec *inbox)
+/* Swap a finished work vector with its inbox (under the shard's lock). */
+static void take(hub_shard *sh, item_vec *w, item_vec *inbox)
 {
     if (w->next != w->n)
         return;
-    pthread_mutex_lock(&h->in_lock);
+    pthread_mutex_lock(&sh->lock);
     item_vec t = *inbox;
     *inbox = *w;
     inbox->n = inbox->next = 0;
-    if (inbox == &h->inbox)
-        h->inbox_bytes = 0;
+    if (inbox == &sh->inbox)
+        sh->inbox_bytes = 0;
     *w = t;
     w->next = 0;
-    pthread_mutex_unlock(&h->in_lock);
+    pthread_mutex_unlock(&sh->lock);
 }
 
-void hub_process(hub *h)
+void hub_process(hub_shard *sh)
 {
-    item_vec *w = &h->work;
-    take(h, w, &h->inbox);
+    hub *h = sh->h;
+    item_vec *w = &sh->work;
+    take(sh, w, &sh->inbox);
     size_t end = w->n - w->next > ITEMS_PER_TURN ? w->next + ITEMS_PER_TURN : w->n;
     for (; w->next < end; w->next++) {
         item *it = &w->v[w->next];
         if (it->kind == ITEM_SUB_DONE) {
-            sub_done(h, it);
+            sub_done(h, sh, it);
             continue;
         }
-        interest *in = find_id(h, it->id);
+        lentry *le = local_find(sh, it->id);
         if (it->kind == ITEM_LOST) {
-            /* The closure is alive while its interest holds the subscription. */
-            uint64_t n =
-                in && in->closure == it->closure ? atomic_exchange(&in->closure->lost, 0) : 0;
-            for (hub_sub *s = in && n ? in->subs : NULL, *next; s; s = next) {
+            /* The closure is alive while the interest holds the subscription. */
+            uint64_t n = le && le->closure == it->closure
+                             ? atomic_exchange(&it->closure->lost[sh->idx], 0)
+                             : 0;
+            for (hub_sub *s = le && n ? le->subs : NULL, *next; s; s = next) {
                 next = s->next;
                 if (s->ready)
-                    h->cb.lost(h->cb.ctx, s, n);
+                    h->cb.lost(sh->ctx, s, n);
             }
             continue;
         }
         /* A re-created ordered consumer may repeat what it passed on. */
-        if (in && it->seq) {
-            if (it->seq <= in->floor)
-                in = NULL;
+        if (le && it->seq) {
+            if (it->seq <= le->floor)
+                le = NULL;
             else
-                in->floor = it->seq;
+                le->floor = it->seq;
         }
-        for (hub_sub *s = in ? in->subs : NULL, *next; s; s = next) {
+        for (hub_sub *s = le ? le->subs : NULL, *next; s; s = next) {
             next = s->next; /* deliver may unsubscribe s (slow consumer) */
             if (s->has_since && !resume_on_live(&s->rs, it->seq))
                 continue; /* held back during its replay, or already replayed */
             if (s->ready)
-                h->cb.deliver(h->cb.ctx, s, it->f);
+                h->cb.deliver(sh->ctx, s, it->f);
         }
         frame_release(it->f);
     }
     /* Then a bounded share of replay work, after the live events. */
-    item_vec *rw = &h->rp_work;
-    take(h, rw, &h->rp_inbox);
+    item_vec *rw = &sh->rp_work;
+    take(sh, rw, &sh->rp_inbox);
     end = rw->n - rw->next > REPLAY_PER_TURN ? rw->next + REPLAY_PER_TURN : rw->n;
     for (; rw->next < end; rw->next++) {
         item *it = &rw->v[rw->next];
-        replay_item(h, it);
+        replay_item(h, sh, it);
         frame_release(it->f);
         replay_release(it->rp);
     }
@@ -829,21 +978,23 @@ void hub_process(hub *h)
      * that could not take them. */
     bool more = w->next < w->n || rw->next < rw->n;
     if (!more) {
-        pthread_mutex_lock(&h->in_lock);
-        more = h->inbox.n || h->rp_inbox.n;
-        pthread_mutex_unlock(&h->in_lock);
+        pthread_mutex_lock(&sh->lock);
+        more = sh->inbox.n || sh->rp_inbox.n;
+        pthread_mutex_unlock(&sh->lock);
     }
     if (more)
-        h->cb.wake(h->cb.ctx);
+        h->cb.wake(sh->ctx);
 }
 
 void hub_close(hub *h)
 {
     if (!h)
         return;
-    pthread_mutex_lock(&h->in_lock);
-    h->closed = true;
-    pthread_mutex_unlock(&h->in_lock);
+    for (int i = 0; i < h->nshards; i++) {
+        pthread_mutex_lock(&h->shards[i]->lock);
+        h->shards[i]->closed = true;
+        pthread_mutex_unlock(&h->shards[i]->lock);
+    }
 }
 
 static void drain_vec(item_vec *v, size_t from)
@@ -851,8 +1002,6 @@ static void drain_vec(item_vec *v, size_t from)
     for (size_t i = from; i < v->n; i++) {
         frame_release(v->v[i].f);
         replay_release(v->v[i].rp);
-        if (v->v[i].nsub)
-            unsubscribe_now(v->v[i].nsub);
     }
     v->n = v->next = 0;
 }
@@ -862,36 +1011,15 @@ void hub_shutdown(hub *h)
     if (!h || !h->worker_started)
         return;
     hub_close(h);
-    /* Subscribes still queued are pointless now: drop them and stop first. */
+    /* Every receiver leaves (their interests are dropped or wait for the
+     * worker's answer, which drops them). */
+    for (int i = 0; i < h->nshards; i++) {
+        hub_shard *sh = h->shards[i];
+        for (size_t b = 0; b < LBUCKETS; b++)
+            while (sh->by_id[b])
+                hub_unsubscribe(sh->by_id[b]->subs);
+    }
     op *stop = calloc(1, sizeof *stop);
-    pthread_mutex_lock(&h->op_lock);
-    for (op **pp = &h->ops_head; *pp;) {
-        op *o = *pp;
-        if (o->kind == OP_SUB) {
-            *pp = o->next;
-            free(o->pattern);
-            free(o->stream);
-            free(o);
-        } else {
-            pp = &o->next;
-        }
-    }
-    h->ops_tail = &h->ops_head;
-    while (*h->ops_tail)
-        h->ops_tail = &(*h->ops_tail)->next;
-    pthread_mutex_unlock(&h->op_lock);
-    /* Unsubscribe everything still active (queued to the worker). */
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        while (h->by_id[b]) {
-            interest *in = h->by_id[b];
-            while (in->subs)
-                hub_unsubscribe(h, in->subs); /* may drop `in` */
-            if (h->by_id[b] == in) {          /* pending: drop it ourselves */
-                table_remove(h, in);
-                interest_free(in);
-            }
-        }
-    }
     if (stop) {
         stop->kind = OP_STOP;
         op_push(h, stop);
@@ -903,12 +1031,15 @@ void hub_shutdown(hub *h)
     jsCtx_Destroy(h->js); /* before the connection goes */
     h->js = NULL;
     /* Nothing can push any more: release what is still queued. */
-    pthread_mutex_lock(&h->in_lock);
-    drain_vec(&h->inbox, 0);
-    drain_vec(&h->work, h->work.next);
-    drain_vec(&h->rp_inbox, 0);
-    drain_vec(&h->rp_work, h->rp_work.next);
-    pthread_mutex_unlock(&h->in_lock);
+    for (int i = 0; i < h->nshards; i++) {
+        hub_shard *sh = h->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        drain_vec(&sh->inbox, 0);
+        drain_vec(&sh->work, sh->work.next);
+        drain_vec(&sh->rp_inbox, 0);
+        drain_vec(&sh->rp_work, sh->rp_work.next);
+        pthread_mutex_unlock(&sh->lock);
+    }
 }
 
 void hub_free(hub *h)
@@ -924,18 +1055,28 @@ void hub_free(hub *h)
         log_warn("NATS subscriptions still completing at exit; not freeing the hub", NULL);
         return;
     }
-    free(h->inbox.v);
-    free(h->work.v);
-    free(h->rp_inbox.v);
-    free(h->rp_work.v);
     for (op *o = h->ops_head, *n; o; o = n) {
         n = o->next;
-        free(o->pattern);
-        free(o->stream);
         free(o);
     }
+    /* Interests left: pending ones whose subscribe never ran. */
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (interest *in = h->by_pattern[b], *n; in; in = n) {
+            n = in->next_by_pattern;
+            free(in->closure);
+            interest_free(in);
+        }
     replayer_free(h->rpl);
-    pthread_mutex_destroy(&h->in_lock);
+    for (int i = 0; i < h->nshards; i++) {
+        hub_shard *sh = h->shards[i];
+        free(sh->inbox.v);
+        free(sh->work.v);
+        free(sh->rp_inbox.v);
+        free(sh->rp_work.v);
+        pthread_mutex_destroy(&sh->lock);
+        free(sh);
+    }
+    pthread_mutex_destroy(&h->tab_lock);
     pthread_mutex_destroy(&h->op_lock);
     pthread_cond_destroy(&h->op_cond);
     free(h);

@@ -33,6 +33,7 @@ struct replay {
     unsigned credit; /* messages the owner can take now (0: wait) */
     bool cancelled;
     struct replay *next; /* the replayer's list */
+    void *route;         /* immutable */
     /* owner thread only */
     void *tag;
 };
@@ -68,6 +69,11 @@ void replay_release(replay *rp)
 void replay_set_tag(replay *rp, void *tag)
 {
     rp->tag = tag;
+}
+
+void *replay_route(const replay *rp)
+{
+    return rp->route;
 }
 
 void *replay_tag(const replay *rp)
@@ -299,7 +305,8 @@ void replayer_free(replayer *r)
     free(r);
 }
 
-replay *replay_start(replayer *r, const char *stream, const char *filter, bool last, uint64_t since)
+replay *replay_start(replayer *r, const char *stream, const char *filter, bool last, uint64_t since,
+                     void *route)
 {
     replay *rp = calloc(1, sizeof *rp);
     if (!rp)
@@ -314,6 +321,7 @@ replay *replay_start(replayer *r, const char *stream, const char *filter, bool l
     }
     rp->last = last;
     rp->since = since;
+    rp->route = route;
     atomic_store(&rp->refs, 2); /* the owner's and the replayer's */
     pthread_mutex_lock(&r->lock);
     replay **tail = &r->list;

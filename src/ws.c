@@ -1,7 +1,10 @@
 /* ws: lws context, service thread, sessions and the herald.v1 protocol. */
 #include "herald/ws.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ _Static_assert(FRAME_PRE == LWS_PRE, "frame.h's FRAME_PRE must equal LWS_PRE");
 #define EXPIRY_TIMER_MAX_S 86400       /* longest single expiry timer; re-armed when it fires */
 
 typedef struct session session;
+typedef struct ws_thread ws_thread;
 
 /* One subscription of a session. */
 typedef struct {
@@ -43,6 +47,7 @@ typedef struct {
  * through ESTABLISHED from one lws refused before that. */
 struct session {
     ws_server *srv;
+    ws_thread *thr; /* the service thread that owns it */
     struct lws *wsi;
     bool live;
     char id[24];
@@ -82,7 +87,8 @@ struct session {
 };
 
 /* Per-client-IP state for limits.*_per_ip: open sessions and the upgrade
- * token bucket. Service thread only; freed when idle. */
+ * token bucket. Shared by the service threads under ws_server.ip_lock
+ * (upgrades and closes only); freed when idle. */
 typedef struct ip_entry {
     char ip[64];
     int64_t sessions;
@@ -93,24 +99,46 @@ typedef struct ip_entry {
 
 #define IP_BUCKETS 1024
 
+/* One service thread: its own lws context, its sessions and its hub
+ * shard. With one thread lws listens itself; with more, the acceptor
+ * thread hands each new connection to one of them (lws 4.1.6 as Debian
+ * builds it sets SO_REUSEPORT only for its own SMP threads, which it does
+ * not have). Everything here but `done` and the handed-over fds belongs to
+ * that thread. */
+struct ws_thread {
+    ws_server *srv;
+    int idx;
+    struct lws_context *ctx;
+    hub_shard *shard;
+    pthread_t thread;
+    bool started;
+    _Atomic bool done; /* set by the thread on exit */
+    bool closing_all;  /* 1001 sent to everyone */
+    session *sessions;
+    size_t nsessions;
+    unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: this thread's write buffer */
+    pthread_mutex_t fd_lock;
+    int fds[256]; /* accepted connections waiting to be adopted (under fd_lock) */
+    size_t nfds;
+};
+
 struct ws_server {
     ws_deps deps;
-    ip_entry *ips[IP_BUCKETS];
     const hr_config *cfg;
-    struct lws_context *ctx;
     hub *hub;
-    pthread_t thread;
-    bool thread_started;
+    int nthreads;
+    ws_thread *thr[HUB_MAX_SHARDS];
+    pthread_mutex_t ip_lock; /* the per-IP table: upgrades and closes, never per event */
+    ip_entry *ips[IP_BUCKETS];
+    _Atomic int64_t nsessions; /* all threads' (limits.max_ws_connections) */
+    _Atomic uint64_t next_session;
     _Atomic bool stopping;    /* set by ws_stop */
-    _Atomic bool thread_done; /* set by the service thread on exit */
     _Atomic int64_t deadline; /* ws_stop's deadline */
-    bool closing_all;         /* service thread: 1001 sent to everyone */
-    session *sessions;        /* service thread */
-    size_t nsessions;
-    uint64_t next_session;
     bool has_anonymous;
-    unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: the service thread's write buffer */
     char iface[64];
+    int listen_fd; /* the acceptor's (more than one thread), else -1 */
+    pthread_t acceptor;
+    bool acceptor_started;
     metrics_cell *m_sessions, *m_subs, *m_delivered, *m_dropped, *m_slow;
     metrics_family *m_closed, *m_auth_fail;
 };
@@ -364,7 +392,7 @@ static void remove_sub(session *s, sub_entry *e)
     if (e->replaying)
         s->nreplaying--;
     free(e->pending_id);
-    hub_unsubscribe(w->hub, e->hs);
+    hub_unsubscribe(e->hs);
     *e = s->subs[--s->nsubs];
 }
 
@@ -444,7 +472,7 @@ static void pump_replays(session *s)
         return;
     for (size_t i = 0; i < s->nsubs; i++)
         if (s->subs[i].replaying)
-            hub_sub_pump(s->srv->hub, s->subs[i].hs);
+            hub_sub_pump(s->subs[i].hs);
 }
 
 /* hub callback: one event for one subscription. */
@@ -691,7 +719,7 @@ static void handle_subscribe(session *s, const wsreq *r)
         s->subs_cap = cap;
     }
     hub_since since = {r->since_last, (uint64_t)r->since};
-    hub_sub *hs = hub_subscribe(w->hub, r->subject, stream, r->has_since ? &since : NULL, s);
+    hub_sub *hs = hub_subscribe(s->thr->shard, r->subject, stream, r->has_since ? &since : NULL, s);
     if (!hs) {
         send_error(s, r->id, "internal", "out of memory", r->subject);
         return;
@@ -850,25 +878,30 @@ static void handle_message(session *s, const char *buf, size_t len, bool binary)
 
 /* ---- session lifecycle ----------------------------------------------------------- */
 
-static void session_start(ws_server *w, session *s, struct lws *wsi)
+static void session_start(ws_thread *t, session *s, struct lws *wsi)
 {
+    ws_server *w = t->srv;
     memset(s, 0, sizeof *s);
     s->srv = w;
+    s->thr = t;
     s->wsi = wsi;
     s->live = true;
     snprintf(s->id, sizeof s->id, "%llx%06llx", (unsigned long long)wall_now(),
-             (unsigned long long)(++w->next_session & 0xffffff));
+             (unsigned long long)((atomic_fetch_add(&w->next_session, 1) + 1) & 0xffffff));
     client_ip(w, wsi, s->ip, sizeof s->ip);
     if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
+        pthread_mutex_lock(&w->ip_lock);
         ip_entry *e = ip_get(w, s->ip);
         if (e)
             e->sessions++;
+        pthread_mutex_unlock(&w->ip_lock);
     }
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    w->sessions = s;
-    w->nsessions++;
+    s->next = t->sessions;
+    if (t->sessions)
+        t->sessions->prev = s;
+    t->sessions = s;
+    t->nsessions++;
+    atomic_fetch_add(&w->nsessions, 1);
     metrics_add(w->m_sessions, 1);
     s->tokens = w->cfg->ws_messages_per_session.burst;
     s->refill_ms = net_now_ms();
@@ -902,10 +935,12 @@ static void session_start(ws_server *w, session *s, struct lws *wsi)
     schedule(s);
 }
 
-static void session_cleanup(ws_server *w, session *s)
+static void session_cleanup(session *s)
 {
     if (!s->live)
         return;
+    ws_server *w = s->srv;
+    ws_thread *t = s->thr;
     s->live = false;
     while (s->nsubs)
         remove_sub(s, &s->subs[s->nsubs - 1]);
@@ -916,19 +951,22 @@ static void session_cleanup(ws_server *w, session *s)
     free_roles(s);
     perms_set_free(s->perms);
     if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
+        pthread_mutex_lock(&w->ip_lock);
         ip_entry **pp = ip_slot(w, s->ip);
         if (*pp) {
             (*pp)->sessions--;
             ip_maybe_free(w, *pp);
         }
+        pthread_mutex_unlock(&w->ip_lock);
     }
     if (s->prev)
         s->prev->next = s->next;
     else
-        w->sessions = s->next;
+        t->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    w->nsessions--;
+    t->nsessions--;
+    atomic_fetch_sub(&w->nsessions, 1);
     metrics_add(w->m_sessions, -1);
     const char *labels[] = {s->close_label ? s->close_label : "client"};
     metrics_inc_labels(w->m_closed, labels, 1);
@@ -969,7 +1007,7 @@ static int on_writeable(session *s)
         if (n < 0)
             return -1;
     } else {
-        unsigned char *out = s->srv->batch + LWS_PRE;
+        unsigned char *out = s->thr->batch + LWS_PRE;
         size_t n = 0;
         while ((f = wsq_peek(&s->q))) {
             if (f->is_event && s->dropped_pending) {
@@ -1077,16 +1115,21 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
         return http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such WebSocket path", ip);
     if (atomic_load(&w->stopping))
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down", ip);
-    if (w->cfg->max_ws_connections && (int64_t)w->nsessions >= w->cfg->max_ws_connections)
+    if (w->cfg->max_ws_connections && atomic_load(&w->nsessions) >= w->cfg->max_ws_connections)
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections", ip);
-    if (ip_admit(w, ip))
+    pthread_mutex_lock(&w->ip_lock);
+    unsigned over = ip_admit(w, ip);
+    pthread_mutex_unlock(&w->ip_lock);
+    if (over)
         return http_status(wsi, 429, "too many connections from this address", ip);
     /* Later refusals must not leave a per-IP entry behind. */
     int refused = confirm_checks(w, wsi, ip);
     if (refused) {
+        pthread_mutex_lock(&w->ip_lock);
         ip_entry **pp = ip_slot(w, ip);
         if (*pp)
             ip_maybe_free(w, *pp);
+        pthread_mutex_unlock(&w->ip_lock);
     }
     return refused;
 }
@@ -1135,7 +1178,8 @@ static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip)
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                    size_t len)
 {
-    ws_server *w = lws_context_user(lws_get_context(wsi));
+    ws_thread *t = lws_context_user(lws_get_context(wsi));
+    ws_server *w = t->srv;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(w, wsi);
@@ -1150,20 +1194,35 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-static void close_all(ws_server *w)
+static void close_all(ws_thread *t)
 {
-    if (w->closing_all)
+    if (t->closing_all)
         return;
-    w->closing_all = true;
-    for (session *s = w->sessions; s; s = s->next)
+    t->closing_all = true;
+    for (session *s = t->sessions; s; s = s->next)
         session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown", true);
+}
+
+/* Connections the acceptor handed to this thread: lws takes them as if
+ * its own listener had accepted them (it closes one it cannot take). */
+static void adopt_handed(ws_thread *t)
+{
+    int fds[256];
+    pthread_mutex_lock(&t->fd_lock);
+    size_t n = t->nfds;
+    memcpy(fds, t->fds, n * sizeof *fds);
+    t->nfds = 0;
+    pthread_mutex_unlock(&t->fd_lock);
+    for (size_t i = 0; i < n; i++)
+        lws_adopt_socket(t->ctx, fds[i]);
 }
 
 static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len)
 {
     session *s = user;
-    ws_server *w = lws_context_user(lws_get_context(wsi));
+    ws_thread *t = lws_context_user(lws_get_context(wsi));
+    ws_server *w = t->srv;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         /* Delivered to the vhost's default protocol, which the "default"
@@ -1171,13 +1230,14 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return confirm_upgrade(w, wsi);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* One coalesced callback per wake-up, for this protocol only. */
-        if (w->hub)
-            hub_process(w->hub);
+        adopt_handed(t);
+        if (t->shard)
+            hub_process(t->shard);
         if (atomic_load(&w->stopping))
-            close_all(w);
+            close_all(t);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        session_start(w, s, wsi);
+        session_start(t, s, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return on_receive(s, in, len);
@@ -1197,7 +1257,7 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (s)
-            session_cleanup(w, s);
+            session_cleanup(s);
         return 0;
     default:
         return 0;
@@ -1225,40 +1285,125 @@ static void on_lws_log(int level, const char *line)
 
 static void wake(void *ctx)
 {
-    ws_server *w = ctx;
-    lws_cancel_service(w->ctx);
+    ws_thread *t = ctx;
+    lws_cancel_service(t->ctx);
 }
 
 /* Free per-IP entries that hold nothing any more (refused or rate-limited
  * clients that went away). */
 static void ip_sweep(ws_server *w)
 {
+    pthread_mutex_lock(&w->ip_lock);
     for (size_t i = 0; i < IP_BUCKETS; i++)
         for (ip_entry *e = w->ips[i], *n; e; e = n) {
             n = e->next;
             ip_maybe_free(w, e);
         }
+    pthread_mutex_unlock(&w->ip_lock);
 }
 
 static void *service_main(void *arg)
 {
-    ws_server *w = arg;
+    ws_thread *t = arg;
+    ws_server *w = t->srv;
     int64_t last_sweep = net_now_ms();
     for (;;) {
-        if (lws_service(w->ctx, 0) < 0)
+        if (lws_service(t->ctx, 0) < 0)
             break;
-        if (net_now_ms() - last_sweep > 30000) {
+        if (t->idx == 0 && net_now_ms() - last_sweep > 30000) {
             ip_sweep(w);
             last_sweep = net_now_ms();
         }
         if (atomic_load(&w->stopping)) {
-            close_all(w);
-            if (w->nsessions == 0 || net_now_ms() >= atomic_load(&w->deadline))
+            close_all(t);
+            if (t->nsessions == 0 || net_now_ms() >= atomic_load(&w->deadline))
                 break;
         }
     }
-    atomic_store(&w->thread_done, true);
+    atomic_store(&t->done, true);
     return NULL;
+}
+
+static void thread_free(ws_thread *t)
+{
+    if (!t)
+        return;
+    if (t->ctx)
+        lws_context_destroy(t->ctx);
+    for (size_t i = 0; i < t->nfds; i++)
+        close(t->fds[i]);
+    pthread_mutex_destroy(&t->fd_lock);
+    free(t->batch);
+    free(t);
+}
+
+/* More than one service thread: accept on the one listening socket and
+ * hand each connection to the threads in turn (limits stay global: the
+ * counters they use are shared). */
+static void *acceptor_main(void *arg)
+{
+    ws_server *w = arg;
+    struct pollfd p = {w->listen_fd, POLLIN, 0};
+    unsigned next = 0;
+    while (!atomic_load(&w->stopping)) {
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        for (;;) {
+            int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                    usleep(50 * 1000); /* out of descriptors: let closes catch up */
+                break;
+            }
+            ws_thread *t = w->thr[next++ % (unsigned)w->nthreads];
+            pthread_mutex_lock(&t->fd_lock);
+            bool taken = t->nfds < sizeof t->fds / sizeof *t->fds;
+            if (taken)
+                t->fds[t->nfds++] = fd;
+            pthread_mutex_unlock(&t->fd_lock);
+            if (!taken)
+                close(fd); /* that thread is far behind: refuse rather than queue */
+            else
+                lws_cancel_service(t->ctx);
+        }
+    }
+    return NULL;
+}
+
+/* A service thread's lws context on the shared port (not serviced yet). */
+static ws_thread *thread_new(ws_server *w, int idx, bool listen, char *err, size_t errlen)
+{
+    const hr_config *cfg = w->cfg;
+    ws_thread *t = calloc(1, sizeof *t);
+    if (t)
+        t->batch = malloc(LWS_PRE + WS_BATCH_MAX);
+    if (!t || !t->batch) {
+        snprintf(err, errlen, "out of memory");
+        thread_free(t);
+        return NULL;
+    }
+    t->srv = w;
+    t->idx = idx;
+    pthread_mutex_init(&t->fd_lock, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = listen ? cfg->ws_listen.port : CONTEXT_PORT_NO_LISTEN;
+    if (w->iface[0])
+        info.iface = w->iface;
+    info.protocols = protocols;
+    info.pvo = &pvo;
+    info.retry_and_idle_policy = &no_idle;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.max_http_header_data = TOKEN_MAX + 8192;
+    info.user = t;
+    t->ctx = lws_create_context(&info);
+    if (!t->ctx) {
+        snprintf(err, errlen, "cannot start the WebSocket listener on %s:%d", cfg->ws_listen.host,
+                 cfg->ws_listen.port);
+        thread_free(t);
+        return NULL;
+    }
+    return t;
 }
 
 hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errlen)
@@ -1272,12 +1417,8 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     w->deps = *deps;
     w->cfg = deps->cfg;
     const hr_config *cfg = deps->cfg;
-    w->batch = malloc(LWS_PRE + WS_BATCH_MAX);
-    if (!w->batch) {
-        free(w);
-        snprintf(err, errlen, "out of memory");
-        return HR_ERR_NOMEM;
-    }
+    pthread_mutex_init(&w->ip_lock, NULL);
+    w->listen_fd = -1;
     w->has_anonymous = perms_table_has_role(cfg->perms, "anonymous");
     metrics *m = deps->metrics;
     w->m_sessions =
@@ -1296,75 +1437,107 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     w->m_auth_fail = metrics_counter(m, "herald_auth_failures_total",
                                      "Refused authentications by reason.", "reason");
 
-    /* lws reports a busy port only in its own log: probe it first for a clear message. */
-    int probe = net_listen(&cfg->ws_listen, err, errlen);
+    int n = cfg->ws_threads < 1 ? 1 : cfg->ws_threads;
+    if (n > HUB_MAX_SHARDS)
+        n = HUB_MAX_SHARDS;
+    /* One thread: lws listens (it reports a busy port only in its own log:
+     * probe it first for a clear message). More: the acceptor's socket. */
+    w->listen_fd = net_listen(&cfg->ws_listen, err, errlen);
     hr_status st = HR_ERR_LISTEN;
-    if (probe < 0)
+    if (w->listen_fd < 0)
         goto fail;
-    close(probe);
+    if (n == 1) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
 
     lws_set_log_level(LLL_ERR | LLL_WARN, on_lws_log);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = cfg->ws_listen.port;
-    if (strcmp(cfg->ws_listen.host, "0.0.0.0") != 0 && strcmp(cfg->ws_listen.host, "::") != 0) {
+    if (strcmp(cfg->ws_listen.host, "0.0.0.0") != 0 && strcmp(cfg->ws_listen.host, "::") != 0)
         snprintf(w->iface, sizeof w->iface, "%s", cfg->ws_listen.host);
-        info.iface = w->iface;
+    void *ctxs[HUB_MAX_SHARDS];
+    for (; w->nthreads < n; w->nthreads++) {
+        w->thr[w->nthreads] = thread_new(w, w->nthreads, n == 1, err, errlen);
+        if (!w->thr[w->nthreads])
+            goto fail;
+        ctxs[w->nthreads] = w->thr[w->nthreads];
     }
-    info.protocols = protocols;
-    info.pvo = &pvo;
-    info.retry_and_idle_policy = &no_idle;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.max_http_header_data = TOKEN_MAX + 8192;
-    info.user = w;
-    w->ctx = lws_create_context(&info);
-    if (!w->ctx) {
-        snprintf(err, errlen, "cannot start the WebSocket listener on %s:%d", cfg->ws_listen.host,
-                 cfg->ws_listen.port);
-        goto fail;
-    }
-    hub_callbacks cb = {wake, on_deliver, on_lost, on_sub_ready, on_synced, on_room, w};
-    w->hub = hub_new(deps->bus, m, &cb);
+    hub_callbacks cb = {wake, on_deliver, on_lost, on_sub_ready, on_synced, on_room};
+    w->hub = hub_new(deps->bus, m, n, &cb, ctxs);
     st = HR_ERR_NOMEM;
     if (!w->hub) {
         snprintf(err, errlen, "cannot start the hub");
         goto fail;
     }
+    for (int i = 0; i < n; i++)
+        w->thr[i]->shard = hub_shard_at(w->hub, i);
     st = HR_ERR_IO;
-    if (pthread_create(&w->thread, NULL, service_main, w) != 0) {
-        snprintf(err, errlen, "cannot start the WebSocket service thread");
-        goto fail;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&w->thr[i]->thread, NULL, service_main, w->thr[i]) != 0) {
+            snprintf(err, errlen, "cannot start a WebSocket service thread");
+            ws_stop(w, 0);
+            ws_free(w);
+            return st;
+        }
+        w->thr[i]->started = true;
     }
-    w->thread_started = true;
+    if (w->listen_fd >= 0) {
+        if (pthread_create(&w->acceptor, NULL, acceptor_main, w) != 0) {
+            snprintf(err, errlen, "cannot start the WebSocket acceptor thread");
+            ws_stop(w, 0);
+            ws_free(w);
+            return st;
+        }
+        w->acceptor_started = true;
+    }
     *out = w;
     return HR_OK;
 fail:
     hub_free(w->hub);
-    if (w->ctx)
-        lws_context_destroy(w->ctx);
-    free(w->batch);
+    for (int i = 0; i < w->nthreads; i++)
+        thread_free(w->thr[i]);
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    pthread_mutex_destroy(&w->ip_lock);
     free(w);
     return st;
 }
 
 void ws_stop(ws_server *w, int timeout_ms)
 {
-    if (!w || !w->ctx)
+    if (!w || !w->nthreads || !w->thr[0]->ctx)
         return;
     atomic_store(&w->deadline, net_now_ms() + timeout_ms);
     atomic_store(&w->stopping, true);
-    if (w->thread_started) {
-        /* Keep the service loop turning until every session said goodbye. */
-        while (!atomic_load(&w->thread_done)) {
-            lws_cancel_service(w->ctx);
-            usleep(10 * 1000);
-        }
-        pthread_join(w->thread, NULL);
-        w->thread_started = false;
+    if (w->acceptor_started) { /* no new connections: it sees `stopping` within 200 ms */
+        pthread_join(w->acceptor, NULL);
+        w->acceptor_started = false;
     }
-    hub_close(w->hub);           /* no wake-up may reach the context being destroyed */
-    lws_context_destroy(w->ctx); /* closes what is left: sessions leave the hub */
-    w->ctx = NULL;
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+    /* Keep every service loop turning until its sessions said goodbye. */
+    for (;;) {
+        bool all_done = true;
+        for (int i = 0; i < w->nthreads; i++)
+            if (w->thr[i]->started && !atomic_load(&w->thr[i]->done)) {
+                all_done = false;
+                lws_cancel_service(w->thr[i]->ctx);
+            }
+        if (all_done)
+            break;
+        usleep(10 * 1000);
+    }
+    for (int i = 0; i < w->nthreads; i++)
+        if (w->thr[i]->started) {
+            pthread_join(w->thr[i]->thread, NULL);
+            w->thr[i]->started = false;
+        }
+    hub_close(w->hub); /* no wake-up may reach the contexts being destroyed */
+    for (int i = 0; i < w->nthreads; i++) {
+        lws_context_destroy(w->thr[i]->ctx); /* closes what is left: sessions leave the hub */
+        w->thr[i]->ctx = NULL;
+    }
     hub_shutdown(w->hub);
 }
 
@@ -1374,11 +1547,13 @@ void ws_free(ws_server *w)
         return;
     ws_stop(w, 0);
     hub_free(w->hub);
+    for (int i = 0; i < w->nthreads; i++)
+        thread_free(w->thr[i]);
     for (size_t i = 0; i < IP_BUCKETS; i++)
         for (ip_entry *e = w->ips[i], *n; e; e = n) {
             n = e->next;
             free(e);
         }
-    free(w->batch);
+    pthread_mutex_destroy(&w->ip_lock);
     free(w);
 }

@@ -89,6 +89,7 @@ typedef struct hr_config {
     hr_listen ws_listen;
     char **allowed_origins; /* NULL = any */
     size_t nallowed_origins;
+    int ws_threads; /* WebSocket service threads (1-64; default online CPUs, at most 8) */
     int ws_max_frame_bytes;
     int ws_max_subscriptions;
     int64_t ws_max_queue_bytes;

@@ -1,18 +1,24 @@
 /* hub: live delivery from NATS to sessions (contract §3, §7).
- * Owns one NATS subscription per distinct pattern, shared by every session
- * subscription (hub_sub) that asked for it and removed when the last one
- * leaves; the interest table; the encoding of each NATS message into one
- * refcounted `event` frame; and the inbox through which NATS threads hand
- * those frames to the WebSocket service thread.
+ * Owns one NATS subscription per distinct pattern per process, shared by
+ * every session subscription (hub_sub) on every service thread that asked
+ * for it and removed when the last one leaves; the interest table; the
+ * encoding of each NATS message into one refcounted `event` frame; and one
+ * shard per service thread: its inbox, through which NATS threads hand it
+ * those frames, and its own view of the interests it receives.
  *
- * Threads: NATS delivery threads only encode and push into the inbox, then
- * call the wake function. The inbox is bounded (bytes): past it events are
- * dropped before fan-out and each receiver is told how many (`lost`). A
- * private worker thread does the blocking NATS calls (subscribes batched
- * and confirmed by one flush, unsubscribes). Everything else — the interest
- * table, hub_sub objects, the callbacks — belongs to the service thread
- * (the "owner thread"): every hub_ function except hub_new, hub_close and
- * hub_free must be called there.
+ * Threads: a NATS delivery thread encodes each message once and pushes a
+ * reference to the same frame into the inbox of every shard with receivers
+ * (an atomic mask per interest), then calls that shard's wake function;
+ * the only locks on that path are the receiving shards' own. Each inbox is
+ * bounded (bytes): past it events are dropped before fan-out and each
+ * receiver on that shard is told how many (`lost`). A private worker
+ * thread does the blocking NATS calls (subscribes batched and confirmed by
+ * one flush, unsubscribes). A shard, its hub_subs and the callbacks for
+ * them belong to that shard's service thread (its "owner thread"):
+ * hub_subscribe, hub_process and every hub_sub function must be called
+ * there. The interest table is shared under a lock taken on subscribe and
+ * unsubscribe only. hub_new, hub_close, hub_shutdown and hub_free: the
+ * thread that starts and stops the service threads.
  *
  * History (contract §3 "Resume"): an interest whose pattern a history
  * stream holds is fed by one JetStream ordered consumer instead of a core
@@ -31,13 +37,18 @@
 #include "herald/frame.h"
 #include "herald/metrics.h"
 
+#define HUB_MAX_SHARDS 64
+
 typedef struct hub hub;
+/* One service thread's share of the hub; owned by the hub. */
+typedef struct hub_shard hub_shard;
 /* One session's subscription to one pattern. Created by hub_subscribe, freed
  * by hub_unsubscribe (by its owner, on the owner thread). */
 typedef struct hub_sub hub_sub;
 
+/* Every callback gets the ctx of the shard it concerns. */
 typedef struct {
-    /* Wake the owner thread so it calls hub_process (any thread). */
+    /* Wake the shard's owner thread so it calls hub_process (any thread). */
     void (*wake)(void *ctx);
     /* An event (f->subject) matched `s`'s pattern: queue `f` (take a
      * reference to keep it). Called from hub_process. */
@@ -58,10 +69,11 @@ typedef struct {
     /* Bytes the owner can queue for `s` now without pushing it past its
      * limits; 0 pauses its replay until hub_sub_pump. */
     size_t (*room)(void *ctx, hub_sub *s);
-    void *ctx;
 } hub_callbacks;
 
-hub *hub_new(bus *b, metrics *m, const hub_callbacks *cb);
+/* `nshards` (1..HUB_MAX_SHARDS) shards; ctxs[i] is shard i's callback ctx. */
+hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *const *ctxs);
+hub_shard *hub_shard_at(hub *h, int i);
 
 /* A subscribe's `since`: a sequence, or the last message per subject. */
 typedef struct {
@@ -74,15 +86,15 @@ typedef struct {
  * the pattern's interest is already confirmed and there is no replay, the
  * returned hub_sub is ready at once (hub_sub_is_ready); otherwise `ready`
  * is called later. NULL on OOM. */
-hub_sub *hub_subscribe(hub *h, const char *pattern, const char *stream, const hub_since *since,
-                       void *owner);
-void hub_unsubscribe(hub *h, hub_sub *s);
+hub_sub *hub_subscribe(hub_shard *sh, const char *pattern, const char *stream,
+                       const hub_since *since, void *owner);
+void hub_unsubscribe(hub_sub *s);
 
 bool hub_sub_is_ready(const hub_sub *s);
 /* Still replaying (not synced yet). */
 bool hub_sub_replaying(const hub_sub *s);
 /* The owner has room again: let a paced replay read its next batch. */
-void hub_sub_pump(hub *h, hub_sub *s);
+void hub_sub_pump(hub_sub *s);
 /* A value the owner keeps with its subscription (0 initially). */
 void hub_sub_set_tag(hub_sub *s, uintptr_t tag);
 uintptr_t hub_sub_tag(const hub_sub *s);
@@ -92,7 +104,7 @@ void *hub_sub_owner(const hub_sub *s);
 /* Work through the inbox: finished subscribes and pending events, at most a
  * bounded number per call (it wakes the owner again when more is left).
  * Owner thread. */
-void hub_process(hub *h);
+void hub_process(hub_shard *sh);
 
 /* Stop taking events and wake-ups (any thread): after it returns the wake
  * function is never called again. Subscriptions may still be removed. */

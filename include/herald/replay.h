@@ -62,9 +62,11 @@ void replayer_free(replayer *r);
 
 /* Begin reading `stream` on subjects matching `filter`: every message with
  * sequence > since, or (last) the last message of each subject. `started`
- * follows; nothing is read before a grant. NULL on OOM. */
-replay *replay_start(replayer *r, const char *stream, const char *filter, bool last,
-                     uint64_t since);
+ * follows; nothing is read before a grant. `route` is the owner's: the
+ * sink reads it (replay_route) to hand results to the right thread. NULL
+ * on OOM. */
+replay *replay_start(replayer *r, const char *stream, const char *filter, bool last, uint64_t since,
+                     void *route);
 /* Allow one batch of at most `msgs` messages; batch_end follows it. Call
  * again only after batch_end. */
 void replay_grant(replayer *r, replay *rp, unsigned msgs);
@@ -74,6 +76,8 @@ void replay_cancel(replayer *r, replay *rp);
 
 replay *replay_ref(replay *rp);
 void replay_release(replay *rp);
+/* The `route` given to replay_start (immutable: any thread). */
+void *replay_route(const replay *rp);
 /* A value the owner keeps with the replay (owner thread only). */
 void replay_set_tag(replay *rp, void *tag);
 void *replay_tag(const replay *rp);

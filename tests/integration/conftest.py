@@ -97,6 +97,8 @@ class Herald:
         self.ws_port = free_port()
         cfg = {"http": {"listen": f"127.0.0.1:{self.http_port}"},
                "ws": {"listen": f"127.0.0.1:{self.ws_port}"}}
+        if os.environ.get("HERALD_WS_THREADS"):  # the suite runs with 1 and with 4
+            cfg["ws"]["threads"] = int(os.environ["HERALD_WS_THREADS"])
         for k, v in (config or {}).items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):
                 cfg[k] = {**cfg[k], **v}
