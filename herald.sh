@@ -127,6 +127,7 @@ cmd_test() {
   ensure_venv
   ensure_node_tools
   local failed=0
+  local WS_SUITES=("$ROOT"/tests/integration/test_{ws,ws_threads,scale,resume,invalid_subjects}.py)
   log "format check (clang-format)"
   if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/src/demo/*.[ch] "$ROOT"/include/herald/*.h \
        "$ROOT"/tests/unit/*.c; then
@@ -146,6 +147,16 @@ cmd_test() {
     HERALD_BIN="$dir/herald" HERALD_VARIANT=$variant \
       "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "$ROOT/tests/integration" \
       || failed=1
+    if [ $variant = plain ]; then
+      # The suites where service threads matter, with one thread and with
+      # four (the full run above uses the default: one per core, at most 8).
+      for n in 1 4; do
+        log "[$variant] WebSocket suites with ws.threads=$n"
+        HERALD_BIN="$dir/herald" HERALD_VARIANT=$variant HERALD_WS_THREADS=$n \
+          "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
+          "${WS_SUITES[@]}" || failed=1
+      done
+    fi
   done
   # ThreadSanitizer: the unit tests and the suites where threads meet (the
   # WebSocket service thread, NATS delivery threads, the hub worker, the
@@ -156,11 +167,9 @@ cmd_test() {
     export TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1
     log "[tsan] unit tests (ctest)"
     (cd "$tdir" && ctest --output-on-failure) || failed=1
-    log "[tsan] integration tests: WebSocket, scale, resume"
-    HERALD_BIN="$tdir/herald" HERALD_VARIANT=tsan \
-      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
-      "$ROOT/tests/integration/test_ws.py" "$ROOT/tests/integration/test_scale.py" \
-      "$ROOT/tests/integration/test_resume.py" "$ROOT/tests/integration/test_invalid_subjects.py" \
+    log "[tsan] integration tests: WebSocket, scale, resume (ws.threads=4)"
+    HERALD_BIN="$tdir/herald" HERALD_VARIANT=tsan HERALD_WS_THREADS=4 \
+      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "${WS_SUITES[@]}" \
       || failed=1
   else
     failed=1

@@ -203,6 +203,9 @@ static void test_defaults_null_root(void **state)
     assert_int_equal(c->ws_max_frame_bytes, 65536);
     assert_int_equal(c->ws_max_subscriptions, 100);
     assert_int_equal(c->ws_max_queue_bytes, 1048576);
+    /* one per online CPU, at most 8 */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->ws_threads, cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
     assert_int_equal(c->ws_slow_consumer, SLOW_DISCONNECT);
     assert_int_equal(c->ws_auth_timeout_ms, 5000);
     assert_int_equal(c->ws_ping_interval_s, 25);
@@ -453,6 +456,10 @@ static int64_t g_queue(const hr_config *c)
 {
     return c->ws_max_queue_bytes;
 }
+static int64_t g_threads(const hr_config *c)
+{
+    return c->ws_threads;
+}
 static int64_t g_authto(const hr_config *c)
 {
     return c->ws_auth_timeout_ms;
@@ -511,6 +518,7 @@ static const int_key int_keys[] = {
     {"{\"ws\":{\"max_frame_bytes\":%s}}", "ws.max_frame_bytes", 1024, 16777216, g_frame},
     {"{\"ws\":{\"max_subscriptions\":%s}}", "ws.max_subscriptions", 1, 10000, g_subs},
     {"{\"ws\":{\"max_queue_bytes\":%s}}", "ws.max_queue_bytes", 4096, 1073741824, g_queue},
+    {"{\"ws\":{\"threads\":%s}}", "ws.threads", 1, 64, g_threads},
     {"{\"ws\":{\"auth_timeout_ms\":%s}}", "ws.auth_timeout_ms", 100, 600000, g_authto},
     {"{\"ws\":{\"ping_interval_s\":%s}}", "ws.ping_interval_s", 1, 3600, g_pingi},
     {"{\"ws\":{\"ping_timeout_s\":%s}}", "ws.ping_timeout_s", 1, 3600, g_pingt},
