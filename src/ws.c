@@ -105,6 +105,17 @@ typedef struct ip_entry {
  * builds it sets SO_REUSEPORT only for its own SMP threads, which it does
  * not have). Everything here but `done` and the handed-over fds belongs to
  * that thread. */
+/* A token verified at an upgrade, waiting for its session (same thread,
+ * moments later). Matched by connection and token text, so a reused
+ * connection pointer can never take another client's principal. */
+typedef struct verified {
+    struct lws *wsi;
+    char *token;
+    hjwt_principal p;
+    int64_t at_ms;
+    struct verified *next;
+} verified;
+
 struct ws_thread {
     ws_server *srv;
     int idx;
@@ -117,6 +128,7 @@ struct ws_thread {
     session *sessions;
     size_t nsessions;
     unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: this thread's write buffer */
+    verified *verified;   /* tokens checked at upgrades, not yet taken */
     pthread_mutex_t fd_lock;
     int fds[256]; /* accepted connections waiting to be adopted (under fd_lock) */
     size_t nfds;
@@ -545,6 +557,41 @@ static hjwt_result verify_token(ws_server *w, const char *token, size_t len, hjw
     return hjwt_verify(w->deps.jwt, token, len, wall_now(), p);
 }
 
+/* The principal verified at this connection's upgrade, if its token is the
+ * same text; moved into *p. */
+static bool take_verified(ws_thread *t, struct lws *wsi, const char *token, hjwt_principal *p)
+{
+    for (verified **pp = &t->verified; *pp; pp = &(*pp)->next) {
+        verified *v = *pp;
+        if (v->wsi != wsi || strcmp(v->token, token) != 0)
+            continue;
+        *pp = v->next;
+        *p = v->p;
+        free(v->token);
+        free(v);
+        return true;
+    }
+    return false;
+}
+
+/* Forget upgrades whose session never came (the connection died between);
+ * all of them when `all`. */
+static void sweep_verified(ws_thread *t, bool all)
+{
+    int64_t old = net_now_ms() - 10000;
+    for (verified **pp = &t->verified; *pp;) {
+        verified *v = *pp;
+        if (!all && v->at_ms > old) {
+            pp = &v->next;
+            continue;
+        }
+        *pp = v->next;
+        hjwt_principal_clear(&v->p);
+        free(v->token);
+        free(v);
+    }
+}
+
 /* Install a verified principal (takes its contents). Returns false on OOM. */
 static bool adopt_principal(session *s, hjwt_principal *p)
 {
@@ -914,7 +961,8 @@ static void session_start(ws_thread *t, session *s, struct lws *wsi)
     char *token = upgrade_token(w, wsi);
     if (token) {
         hjwt_principal p;
-        hjwt_result res = verify_token(w, token, strlen(token), &p);
+        hjwt_result res =
+            take_verified(t, wsi, token, &p) ? HJWT_OK : verify_token(w, token, strlen(token), &p);
         free(token);
         if (res != HJWT_OK || !adopt_principal(s, &p)) {
             /* Checked at the upgrade already; this is the rare race (expiry). */
@@ -1102,11 +1150,12 @@ static int http_status(struct lws *wsi, unsigned int code, const char *msg, cons
     return -1;
 }
 
-static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip);
+static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip);
 
 /* The upgrade request: path, limits, Origin, subprotocol, token. */
-static int confirm_upgrade(ws_server *w, struct lws *wsi)
+static int confirm_upgrade(ws_thread *t, struct lws *wsi)
 {
+    ws_server *w = t->srv;
     char ip[CIP_TEXT_MAX] = "";
     client_ip(w, wsi, ip, sizeof ip);
     char path[64] = "";
@@ -1123,7 +1172,7 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
     if (over)
         return http_status(wsi, 429, "too many connections from this address", ip);
     /* Later refusals must not leave a per-IP entry behind. */
-    int refused = confirm_checks(w, wsi, ip);
+    int refused = confirm_checks(t, wsi, ip);
     if (refused) {
         pthread_mutex_lock(&w->ip_lock);
         ip_entry **pp = ip_slot(w, ip);
@@ -1135,8 +1184,9 @@ static int confirm_upgrade(ws_server *w, struct lws *wsi)
 }
 
 /* Origin, subprotocol and token checks of the upgrade. */
-static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip)
+static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip)
 {
+    ws_server *w = t->srv;
     int n;
     n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (w->cfg->allowed_origins && n > 0) {
@@ -1163,14 +1213,26 @@ static int confirm_checks(ws_server *w, struct lws *wsi, const char *ip)
     }
     char *token = upgrade_token(w, wsi);
     if (token) {
-        hjwt_principal p;
-        hjwt_result res = verify_token(w, token, strlen(token), &p);
-        hjwt_principal_clear(&p);
-        free(token);
+        verified *v = calloc(1, sizeof *v);
+        if (!v) {
+            free(token);
+            return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", ip);
+        }
+        hjwt_result res = verify_token(w, token, strlen(token), &v->p);
         if (res != HJWT_OK) {
+            hjwt_principal_clear(&v->p);
+            free(v);
+            free(token);
             auth_failure(w, hjwt_result_str(res));
             return http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid token", ip);
         }
+        /* ESTABLISHED follows on this thread: it takes the principal
+         * instead of verifying the same token again. */
+        v->wsi = wsi;
+        v->token = token;
+        v->at_ms = net_now_ms();
+        v->next = t->verified;
+        t->verified = v;
     }
     return 0;
 }
@@ -1179,10 +1241,9 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
                    size_t len)
 {
     ws_thread *t = lws_context_user(lws_get_context(wsi));
-    ws_server *w = t->srv;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(w, wsi);
+        return confirm_upgrade(t, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return -1; /* never serve WebSocket sessions on the HTTP protocol */
     case LWS_CALLBACK_HTTP:
@@ -1227,7 +1288,7 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         /* Delivered to the vhost's default protocol, which the "default"
          * pvo makes herald.v1; `user` is not a session yet. */
-        return confirm_upgrade(w, wsi);
+        return confirm_upgrade(t, wsi);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* One coalesced callback per wake-up, for this protocol only. */
         adopt_handed(t);
@@ -1310,8 +1371,10 @@ static void *service_main(void *arg)
     for (;;) {
         if (lws_service(t->ctx, 0) < 0)
             break;
-        if (t->idx == 0 && net_now_ms() - last_sweep > 30000) {
-            ip_sweep(w);
+        if (net_now_ms() - last_sweep > 10000) {
+            if (t->idx == 0)
+                ip_sweep(w);
+            sweep_verified(t, false);
             last_sweep = net_now_ms();
         }
         if (atomic_load(&w->stopping)) {
@@ -1332,6 +1395,7 @@ static void thread_free(ws_thread *t)
         lws_context_destroy(t->ctx);
     for (size_t i = 0; i < t->nfds; i++)
         close(t->fds[i]);
+    sweep_verified(t, true);
     pthread_mutex_destroy(&t->fd_lock);
     free(t->batch);
     free(t);
