@@ -4,7 +4,8 @@
 # (24081), HTTP on HERALD_HTTP_PORT (24080), loopback only. Config written to
 # DIR/herald.json: anonymous may subscribe to bench.>, 8 MiB queues, drop policy.
 # HERALD_HISTORY=STREAM adds "history": [{"stream": STREAM, "subjects": ["bench.>"]}]
-# (the stream must exist first); HERALD_MAX_QUEUE_BYTES overrides the queue size.
+# (the stream must exist first); HERALD_MAX_QUEUE_BYTES overrides the queue size;
+# HERALD_WS_THREADS=N adds "threads": N to the ws section (unset: herald's default).
 # Writes DIR/herald.pid, DIR/herald.log; prints the PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +23,17 @@ fi
 nport=${NATS_PORT:-24222} wsport=${HERALD_WS_PORT:-24081} hport=${HERALD_HTTP_PORT:-24080}
 qbytes=${HERALD_MAX_QUEUE_BYTES:-8388608}
 history=""
+threads=""
+if [ -n "${HERALD_WS_THREADS:-}" ]; then
+  threads="\"threads\": $HERALD_WS_THREADS, "
+fi
 if [ -n "${HERALD_HISTORY:-}" ]; then
   history="\"history\": [{ \"stream\": \"$HERALD_HISTORY\", \"subjects\": [\"bench.>\"] }],"
 fi
 cat >"$dir/herald.json" <<CONF
 {
   "http": { "listen": "127.0.0.1:$hport" },
-  "ws": { "listen": "127.0.0.1:$wsport", "max_queue_bytes": $qbytes, "slow_consumer": "drop",
+  "ws": { "listen": "127.0.0.1:$wsport", ${threads}"max_queue_bytes": $qbytes, "slow_consumer": "drop",
           "max_subscriptions": 100 },
   "nats": { "servers": ["nats://127.0.0.1:$nport"], "name": "herald-bench" },
   $history
