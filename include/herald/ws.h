@@ -1,7 +1,13 @@
 /* ws: the WebSocket listener (libwebsockets), path /v1/ws, subprotocol
- * herald.v1. Owns the lws context and its one service thread; that thread
- * owns every session. Other threads never touch lws objects: they hand work
- * to the service thread through the hub's inbox and lws_cancel_service().
+ * herald.v1. Owns ws.threads service threads, each with its own lws context
+ * and hub shard, each owning its sessions completely; with more than one,
+ * an acceptor thread owns the listening socket and hands every new
+ * connection to the next thread in turn (lws adopts it on that thread).
+ * Other threads never touch lws objects: they hand work to a service
+ * thread through its hub shard's inbox (or its accepted-fd list) and
+ * lws_cancel_service() on its context. Shared by all threads: the per-IP
+ * table (a mutex, taken at upgrades and closes) and the session count and
+ * metrics (atomics).
  * Implements the herald.v1 protocol of contract §3: authentication (first
  * frame, header, cookie, query), Origin and subprotocol checks at the
  * upgrade, requests, limits, slow consumers, pings, shutdown with 1001.
