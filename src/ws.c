@@ -105,16 +105,21 @@ typedef struct ip_entry {
  * builds it sets SO_REUSEPORT only for its own SMP threads, which it does
  * not have). Everything here but `done` and the handed-over fds belongs to
  * that thread. */
-/* A token verified at an upgrade, waiting for its session (same thread,
- * moments later). Matched by connection and token text, so a reused
- * connection pointer can never take another client's principal. */
-typedef struct verified {
+/* An upgrade admitted at CONFIRM_UPGRADE, waiting for its session (same
+ * thread, moments later). It already holds its place in the connection
+ * limits, so upgrades racing on other threads see it, and carries the
+ * principal verified there. Matched by connection (newest first) and the
+ * token by its text, so a reused connection pointer can never take another
+ * client's principal; one whose session never comes is released by the
+ * sweep. */
+typedef struct admission {
     struct lws *wsi;
-    char *token;
+    char ip[64];
+    char *token; /* NULL: no token on the upgrade */
     hjwt_principal p;
     int64_t at_ms;
-    struct verified *next;
-} verified;
+    struct admission *next;
+} admission;
 
 struct ws_thread {
     ws_server *srv;
@@ -128,7 +133,7 @@ struct ws_thread {
     session *sessions;
     size_t nsessions;
     unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: this thread's write buffer */
-    verified *verified;   /* tokens checked at upgrades, not yet taken */
+    admission *admitted;  /* upgrades admitted, sessions not started yet */
     pthread_mutex_t fd_lock;
     int fds[256]; /* accepted connections waiting to be adopted (under fd_lock) */
     size_t nfds;
@@ -267,7 +272,30 @@ static unsigned ip_admit(ws_server *w, const char *ip)
         refuse = 429;
     if (refuse)
         ip_maybe_free(w, e);
+    else
+        e->sessions++; /* its place, held from the upgrade on */
     return refuse;
+}
+
+static bool per_ip_limits(const ws_server *w)
+{
+    return w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip;
+}
+
+/* Give back a place in the connection limits (a session ended, or an
+ * admitted upgrade never became one). */
+static void release_place(ws_server *w, const char *ip)
+{
+    if (per_ip_limits(w)) {
+        pthread_mutex_lock(&w->ip_lock);
+        ip_entry **pp = ip_slot(w, ip);
+        if (*pp) {
+            (*pp)->sessions--;
+            ip_maybe_free(w, *pp);
+        }
+        pthread_mutex_unlock(&w->ip_lock);
+    }
+    atomic_fetch_sub(&w->nsessions, 1);
 }
 
 /* ---- outbound queue ------------------------------------------------------- */
@@ -557,38 +585,39 @@ static hjwt_result verify_token(ws_server *w, const char *token, size_t len, hjw
     return hjwt_verify(w->deps.jwt, token, len, wall_now(), p);
 }
 
-/* The principal verified at this connection's upgrade, if its token is the
- * same text; moved into *p. */
-static bool take_verified(ws_thread *t, struct lws *wsi, const char *token, hjwt_principal *p)
+static void admission_free(admission *a)
 {
-    for (verified **pp = &t->verified; *pp; pp = &(*pp)->next) {
-        verified *v = *pp;
-        if (v->wsi != wsi || strcmp(v->token, token) != 0)
-            continue;
-        *pp = v->next;
-        *p = v->p;
-        free(v->token);
-        free(v);
-        return true;
-    }
-    return false;
+    hjwt_principal_clear(&a->p);
+    free(a->token);
+    free(a);
 }
 
-/* Forget upgrades whose session never came (the connection died between);
- * all of them when `all`. */
-static void sweep_verified(ws_thread *t, bool all)
+/* This connection's admission (the newest for it), taken off the list. */
+static admission *take_admission(ws_thread *t, struct lws *wsi)
+{
+    for (admission **pp = &t->admitted; *pp; pp = &(*pp)->next)
+        if ((*pp)->wsi == wsi) {
+            admission *a = *pp;
+            *pp = a->next;
+            return a;
+        }
+    return NULL;
+}
+
+/* Release admissions whose session never came (the connection died
+ * between); all of them when `all`. */
+static void sweep_admissions(ws_thread *t, bool all)
 {
     int64_t old = net_now_ms() - 10000;
-    for (verified **pp = &t->verified; *pp;) {
-        verified *v = *pp;
-        if (!all && v->at_ms > old) {
-            pp = &v->next;
+    for (admission **pp = &t->admitted; *pp;) {
+        admission *a = *pp;
+        if (!all && a->at_ms > old) {
+            pp = &a->next;
             continue;
         }
-        *pp = v->next;
-        hjwt_principal_clear(&v->p);
-        free(v->token);
-        free(v);
+        *pp = a->next;
+        release_place(t->srv, a->ip);
+        admission_free(a);
     }
 }
 
@@ -936,34 +965,59 @@ static void session_start(ws_thread *t, session *s, struct lws *wsi)
     snprintf(s->id, sizeof s->id, "%llx%06llx", (unsigned long long)wall_now(),
              (unsigned long long)((atomic_fetch_add(&w->next_session, 1) + 1) & 0xffffff));
     client_ip(w, wsi, s->ip, sizeof s->ip);
-    if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
-        pthread_mutex_lock(&w->ip_lock);
-        ip_entry *e = ip_get(w, s->ip);
-        if (e)
-            e->sessions++;
-        pthread_mutex_unlock(&w->ip_lock);
+    admission *adm = take_admission(t, wsi);
+    if (!adm) { /* not seen at the upgrade (cannot happen): take a place now */
+        if (per_ip_limits(w)) {
+            pthread_mutex_lock(&w->ip_lock);
+            ip_entry *e = ip_get(w, s->ip);
+            if (e)
+                e->sessions++;
+            pthread_mutex_unlock(&w->ip_lock);
+        }
+        atomic_fetch_add(&w->nsessions, 1);
+    } else if (strcmp(adm->ip, s->ip) != 0) { /* keep the place under the session's address */
+        release_place(w, adm->ip);
+        if (per_ip_limits(w)) {
+            pthread_mutex_lock(&w->ip_lock);
+            ip_entry *e = ip_get(w, s->ip);
+            if (e)
+                e->sessions++;
+            pthread_mutex_unlock(&w->ip_lock);
+        }
+        atomic_fetch_add(&w->nsessions, 1);
     }
     s->next = t->sessions;
     if (t->sessions)
         t->sessions->prev = s;
     t->sessions = s;
     t->nsessions++;
-    atomic_fetch_add(&w->nsessions, 1);
     metrics_add(w->m_sessions, 1);
     s->tokens = w->cfg->ws_messages_per_session.burst;
     s->refill_ms = net_now_ms();
     s->next_ping = net_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
 
     if (atomic_load(&w->stopping)) {
+        if (adm)
+            admission_free(adm);
         session_close(s, WS_CLOSE_GOING_AWAY, "server shutting down", "shutdown", true);
         return;
     }
     char *token = upgrade_token(w, wsi);
     if (token) {
         hjwt_principal p;
-        hjwt_result res =
-            take_verified(t, wsi, token, &p) ? HJWT_OK : verify_token(w, token, strlen(token), &p);
+        hjwt_result res;
+        if (adm && adm->token && strcmp(adm->token, token) == 0) {
+            p = adm->p; /* verified at the upgrade */
+            memset(&adm->p, 0, sizeof adm->p);
+            res = HJWT_OK;
+        } else {
+            res = verify_token(w, token, strlen(token), &p);
+        }
         free(token);
+        if (adm) {
+            admission_free(adm);
+            adm = NULL;
+        }
         if (res != HJWT_OK || !adopt_principal(s, &p)) {
             /* Checked at the upgrade already; this is the rare race (expiry). */
             hjwt_principal_clear(&p);
@@ -980,6 +1034,8 @@ static void session_start(ws_thread *t, session *s, struct lws *wsi)
     } else {
         s->auth_deadline = net_now_ms() + w->cfg->ws_auth_timeout_ms;
     }
+    if (adm)
+        admission_free(adm);
     schedule(s);
 }
 
@@ -998,15 +1054,7 @@ static void session_cleanup(session *s)
     free(s->sub);
     free_roles(s);
     perms_set_free(s->perms);
-    if (w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip) {
-        pthread_mutex_lock(&w->ip_lock);
-        ip_entry **pp = ip_slot(w, s->ip);
-        if (*pp) {
-            (*pp)->sessions--;
-            ip_maybe_free(w, *pp);
-        }
-        pthread_mutex_unlock(&w->ip_lock);
-    }
+    release_place(w, s->ip);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -1014,7 +1062,6 @@ static void session_cleanup(session *s)
     if (s->next)
         s->next->prev = s->prev;
     t->nsessions--;
-    atomic_fetch_sub(&w->nsessions, 1);
     metrics_add(w->m_sessions, -1);
     const char *labels[] = {s->close_label ? s->close_label : "client"};
     metrics_inc_labels(w->m_closed, labels, 1);
@@ -1150,7 +1197,7 @@ static int http_status(struct lws *wsi, unsigned int code, const char *msg, cons
     return -1;
 }
 
-static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip);
+static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip, admission *a);
 
 /* The upgrade request: path, limits, Origin, subprotocol, token. */
 static int confirm_upgrade(ws_thread *t, struct lws *wsi)
@@ -1164,27 +1211,44 @@ static int confirm_upgrade(ws_thread *t, struct lws *wsi)
         return http_status(wsi, HTTP_STATUS_NOT_FOUND, "no such WebSocket path", ip);
     if (atomic_load(&w->stopping))
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down", ip);
-    if (w->cfg->max_ws_connections && atomic_load(&w->nsessions) >= w->cfg->max_ws_connections)
+    /* Take a place in the limits now (check and count in one step), so
+     * upgrades racing on other threads see it. */
+    int64_t max = w->cfg->max_ws_connections;
+    if (atomic_fetch_add(&w->nsessions, 1) >= max && max) {
+        atomic_fetch_sub(&w->nsessions, 1);
         return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections", ip);
-    pthread_mutex_lock(&w->ip_lock);
-    unsigned over = ip_admit(w, ip);
-    pthread_mutex_unlock(&w->ip_lock);
-    if (over)
-        return http_status(wsi, 429, "too many connections from this address", ip);
-    /* Later refusals must not leave a per-IP entry behind. */
-    int refused = confirm_checks(t, wsi, ip);
-    if (refused) {
+    }
+    unsigned over = 0;
+    if (per_ip_limits(w)) {
         pthread_mutex_lock(&w->ip_lock);
-        ip_entry **pp = ip_slot(w, ip);
-        if (*pp)
-            ip_maybe_free(w, *pp);
+        over = ip_admit(w, ip);
         pthread_mutex_unlock(&w->ip_lock);
     }
-    return refused;
+    if (over) {
+        atomic_fetch_sub(&w->nsessions, 1);
+        return http_status(wsi, 429, "too many connections from this address", ip);
+    }
+    admission *a = calloc(1, sizeof *a);
+    int refused = a ? confirm_checks(t, wsi, ip, a)
+                    : http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", ip);
+    if (refused) {
+        release_place(w, ip); /* and no per-IP entry left behind */
+        if (a)
+            admission_free(a);
+        return refused;
+    }
+    /* ESTABLISHED follows on this thread: it finds its place held and the
+     * token verified. */
+    a->wsi = wsi;
+    snprintf(a->ip, sizeof a->ip, "%s", ip);
+    a->at_ms = net_now_ms();
+    a->next = t->admitted;
+    t->admitted = a;
+    return 0;
 }
 
 /* Origin, subprotocol and token checks of the upgrade. */
-static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip)
+static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip, admission *a)
 {
     ws_server *w = t->srv;
     int n;
@@ -1213,26 +1277,12 @@ static int confirm_checks(ws_thread *t, struct lws *wsi, const char *ip)
     }
     char *token = upgrade_token(w, wsi);
     if (token) {
-        verified *v = calloc(1, sizeof *v);
-        if (!v) {
-            free(token);
-            return http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", ip);
-        }
-        hjwt_result res = verify_token(w, token, strlen(token), &v->p);
+        a->token = token; /* freed with the admission */
+        hjwt_result res = verify_token(w, token, strlen(token), &a->p);
         if (res != HJWT_OK) {
-            hjwt_principal_clear(&v->p);
-            free(v);
-            free(token);
             auth_failure(w, hjwt_result_str(res));
             return http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "invalid token", ip);
         }
-        /* ESTABLISHED follows on this thread: it takes the principal
-         * instead of verifying the same token again. */
-        v->wsi = wsi;
-        v->token = token;
-        v->at_ms = net_now_ms();
-        v->next = t->verified;
-        t->verified = v;
     }
     return 0;
 }
@@ -1374,7 +1424,7 @@ static void *service_main(void *arg)
         if (net_now_ms() - last_sweep > 10000) {
             if (t->idx == 0)
                 ip_sweep(w);
-            sweep_verified(t, false);
+            sweep_admissions(t, false);
             last_sweep = net_now_ms();
         }
         if (atomic_load(&w->stopping)) {
@@ -1395,7 +1445,7 @@ static void thread_free(ws_thread *t)
         lws_context_destroy(t->ctx);
     for (size_t i = 0; i < t->nfds; i++)
         close(t->fds[i]);
-    sweep_verified(t, true);
+    sweep_admissions(t, true);
     pthread_mutex_destroy(&t->fd_lock);
     free(t->batch);
     free(t);
