@@ -729,7 +729,8 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         return st;
     }
     if (http_guard_new(&s->guard, deps->cfg->http_request_timeout_s, deps->cfg->http_idle_timeout_s,
-                       deps->cfg->max_http_connections) != HR_OK) {
+                       deps->cfg->max_http_connections,
+                       deps->cfg->max_http_connections_per_ip) != HR_OK) {
         snprintf(err, errlen, "cannot start the HTTP deadline watchdog");
         http_ingest_free(s->ingest);
         rl_free(s->rl);
@@ -751,8 +752,7 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, pool_threads(), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)deps->cfg->http_idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        mhd_connection_limit(deps->cfg), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)deps->cfg->max_http_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        mhd_connection_limit(deps->cfg), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)MHD_MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
         http_guard_notify, s->guard, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);

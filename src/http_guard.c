@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,12 +28,15 @@ typedef struct guarded {
     int64_t idle_deadline_ms;    /* set when the previous request completed */
     bool ended;                  /* the watchdog shut it down */
     bool counted;                /* in `open` (not refused over the limit) */
+    unsigned char addr[16];      /* the peer's address (IPv4 in the first 4 bytes) */
+    size_t addr_len;             /* 0: unknown */
     struct guarded *prev, *next;
 } guarded;
 
 struct http_guard {
     int64_t request_ms, idle_ms;
     int64_t max_conns;  /* open connections allowed; 0 = unlimited */
+    int64_t max_per_ip; /* open connections per peer address; 0 = unlimited */
     int64_t open;       /* records in the list (guarded by mu) */
     pthread_mutex_t mu; /* guards the list, every record's fields and stop */
     pthread_cond_t cv;
@@ -93,7 +97,7 @@ static void *watch_main(void *arg)
 }
 
 hr_status http_guard_new(http_guard **out, int request_timeout_s, int idle_timeout_s,
-                         int64_t max_connections)
+                         int64_t max_connections, int64_t max_per_ip)
 {
     *out = NULL;
     http_guard *g = calloc(1, sizeof *g);
@@ -102,6 +106,7 @@ hr_status http_guard_new(http_guard **out, int request_timeout_s, int idle_timeo
     g->request_ms = (int64_t)request_timeout_s * 1000;
     g->idle_ms = (int64_t)idle_timeout_s * 1000;
     g->max_conns = max_connections;
+    g->max_per_ip = max_per_ip;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     if (pthread_create(&g->thread, NULL, watch_main, g) != 0) {
@@ -132,6 +137,35 @@ void http_guard_free(http_guard *g)
     free(g);
 }
 
+/* The peer's address bytes (an IPv4-mapped IPv6 peer counts as IPv4). */
+static void peer_address(struct MHD_Connection *c, guarded *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(r->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        r->addr_len = 4;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        bool v4 = memcmp(a, mapped, 12) == 0;
+        memcpy(r->addr, v4 ? a + 12 : a, v4 ? 4 : 16);
+        r->addr_len = v4 ? 4 : 16;
+    }
+}
+
+/* Open connections from r's peer (under mu). The pool's workers each keep
+ * their own count for MHD's per-IP limit, so it is counted here, across
+ * all of them. */
+static int64_t open_from(http_guard *g, const guarded *r)
+{
+    int64_t n = 0;
+    for (const guarded *o = g->head; o; o = o->next)
+        n += o->counted && o->addr_len == r->addr_len && memcmp(o->addr, r->addr, r->addr_len) == 0;
+    return n;
+}
+
 void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                        enum MHD_ConnectionNotificationCode toe)
 {
@@ -148,8 +182,10 @@ void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
         r->ph = PH_RECEIVING;
         r->may_408 = true;
         r->request_deadline_ms = net_now_ms() + g->request_ms;
+        peer_address(c, r);
         pthread_mutex_lock(&g->mu);
-        if (g->max_conns > 0 && g->open >= g->max_conns) {
+        if ((g->max_conns > 0 && g->open >= g->max_conns) ||
+            (g->max_per_ip > 0 && r->addr_len && open_from(g, r) >= g->max_per_ip)) {
             /* Over the limit: hang up at once (MHD reads EOF and closes it). */
             shutdown(r->fd, SHUT_RDWR);
             r->ended = true;

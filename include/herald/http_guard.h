@@ -16,7 +16,7 @@
  * and closes it on its own thread. The record is dropped at MHD's CLOSED
  * notification, which MHD sends before it closes the socket, so the
  * watchdog never touches a reused descriptor. It also counts the open
- * connections for limits.max_http_connections.
+ * connections for limits.max_http_connections and _per_ip.
  * Threads: the notify callback and the phase calls run on MHD workers; the
  * watchdog is the guard's own thread. One mutex guards the table. */
 #ifndef HERALD_HTTP_GUARD_H
@@ -31,9 +31,9 @@
 typedef struct http_guard http_guard;
 
 /* Start the watchdog. Timeouts in seconds (>= 1); max_connections open
- * connections at most (0 = unlimited). */
+ * connections at most, max_per_ip from one peer address (0 = unlimited). */
 hr_status http_guard_new(http_guard **out, int request_timeout_s, int idle_timeout_s,
-                         int64_t max_connections);
+                         int64_t max_connections, int64_t max_per_ip);
 
 /* Stop the watchdog and free (after MHD_stop_daemon). NULL is a no-op. */
 void http_guard_free(http_guard *g);
