@@ -288,7 +288,7 @@ static void *js_probe_main(void *arg)
             natsMsg_Destroy(reply);
         }
         atomic_store(&s->js_ok, ok);
-        atomic_store(&s->js_checked_ms, net_now_ms());
+        atomic_store(&s->js_checked_ms, clock_now_ms());
         pthread_mutex_lock(&s->probe_mu);
         if (s->probe_stop)
             break;
@@ -307,7 +307,7 @@ static void *js_probe_main(void *arg)
  * stuck in a request) counts as "does not answer". */
 static bool jetstream_answers(http_server *s)
 {
-    int64_t age = net_now_ms() - atomic_load(&s->js_checked_ms);
+    int64_t age = clock_now_ms() - atomic_load(&s->js_checked_ms);
     return atomic_load(&s->js_ok) && age <= 2 * JS_PROBE_PERIOD_MS + JS_PROBE_TIMEOUT_MS;
 }
 
@@ -553,7 +553,7 @@ static bool over_rate(http_server *s, http_req *r, struct MHD_Connection *c, con
         return false;
     char key[RL_KEY_LEN];
     rl_client_key_text(r->client, key); /* the address herald believes (trusted proxies) */
-    return !rl_allow(s->rl, key, net_now_ms(), &r->retry_after);
+    return !rl_allow(s->rl, key, clock_now_ms(), &r->retry_after);
 }
 
 static enum MHD_Result send_rate_limited(http_server *s, http_req *r, struct MHD_Connection *c,
@@ -709,7 +709,7 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
         return HR_ERR_NOMEM;
     }
     s->deps = *deps;
-    s->started_ms = net_now_ms();
+    s->started_ms = clock_now_ms();
     pthread_mutex_init(&s->probe_mu, NULL);
     pthread_cond_init(&s->probe_cv, NULL);
     if (!realpath(deps->static_dir, s->real_static))
@@ -801,14 +801,14 @@ void http_stop(http_server *s, int timeout_ms)
      * still waiting is answered 503 and resumed, and the resumed handlers
      * get a moment to queue their answers: MHD_stop_daemon must never see a
      * suspended connection. */
-    int64_t start = net_now_ms();
+    int64_t start = clock_now_ms();
     int64_t deadline = start + timeout_ms * 8 / 10;
-    while (atomic_load(&s->inflight) > 0 && net_now_ms() < deadline)
+    while (atomic_load(&s->inflight) > 0 && clock_now_ms() < deadline)
         usleep(10 * 1000);
-    int64_t left = start + timeout_ms - net_now_ms();
+    int64_t left = start + timeout_ms - clock_now_ms();
     http_ingest_drain(s->ingest, left > 0 ? (int)(left / 2) : 0);
     deadline = start + timeout_ms;
-    while (atomic_load(&s->inflight) > 0 && net_now_ms() < deadline)
+    while (atomic_load(&s->inflight) > 0 && clock_now_ms() < deadline)
         usleep(10 * 1000);
     if (atomic_load(&s->inflight) > 0)
         log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",

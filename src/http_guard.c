@@ -76,7 +76,7 @@ static void *watch_main(void *arg)
     http_guard *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->stop) {
-        int64_t now = net_now_ms();
+        int64_t now = clock_now_ms();
         for (guarded *r = g->head; r; r = r->next) {
             if (r->ended)
                 continue;
@@ -181,7 +181,7 @@ void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
         r->fd = ci->connect_fd;
         r->ph = PH_RECEIVING;
         r->may_408 = true;
-        r->request_deadline_ms = net_now_ms() + g->request_ms;
+        r->request_deadline_ms = clock_now_ms() + g->request_ms;
         peer_address(c, r);
         pthread_mutex_lock(&g->mu);
         if ((g->max_conns > 0 && g->open >= g->max_conns) ||
@@ -233,7 +233,7 @@ void http_guard_request_line(struct MHD_Connection *c)
     if (r->ph == PH_IDLE) {
         r->ph = PH_RECEIVING;
         r->may_408 = true;
-        r->request_deadline_ms = net_now_ms() + r->g->request_ms;
+        r->request_deadline_ms = clock_now_ms() + r->g->request_ms;
     }
     pthread_mutex_unlock(&r->g->mu);
 }
@@ -268,6 +268,6 @@ void http_guard_idle(struct MHD_Connection *c)
         return;
     pthread_mutex_lock(&r->g->mu);
     r->ph = PH_IDLE;
-    r->idle_deadline_ms = net_now_ms() + r->g->idle_ms;
+    r->idle_deadline_ms = clock_now_ms() + r->g->idle_ms;
     pthread_mutex_unlock(&r->g->mu);
 }

@@ -567,7 +567,7 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     /* Replay (contract §4): right after the signature, before anything is
      * built from the request. */
     if (s->conf->replay_window_s > 0 && replay_key(q, body))
-        switch (whr_check(q->h->replay, q->replay_key, net_now_ms(),
+        switch (whr_check(q->h->replay, q->replay_key, clock_now_ms(),
                           (int64_t)s->conf->replay_window_s * 1000, &q->first)) {
         case WHR_SEEN:
             return send_accepted(q, status, q->first.id, q->first.subject, q->first.jetstream,
@@ -639,7 +639,7 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     }
     char source[80], now[40];
     snprintf(source, sizeof source, "/webhooks/%s", s->conf->name);
-    net_rfc3339_now(now, sizeof now);
+    clock_rfc3339_now(now, sizeof now);
     natsStatus ns = natsMsg_Create(&msg, q->subject, NULL, (const char *)body, (int)q->len);
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(msg, "ce-specversion", "1.0");
@@ -692,7 +692,7 @@ static enum MHD_Result too_large_mid_upload(hi_req *q, int *status)
     bool over = q->overloaded; /* else too large */
     count(q, over ? O_UNAVAILABLE : O_TOO_LARGE);
     q->phase = PH_LINGER;
-    q->linger_ms = net_now_ms();
+    q->linger_ms = clock_now_ms();
     *status = over ? 503 : 413;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -736,7 +736,7 @@ static enum MHD_Result linger(hi_req *q, size_t *upload_size)
 {
     q->discarded += *upload_size;
     bool more = *upload_size && q->discarded <= LINGER_MAX_BYTES &&
-                net_now_ms() - q->linger_ms <= LINGER_MAX_MS;
+                clock_now_ms() - q->linger_ms <= LINGER_MAX_MS;
     *upload_size = 0;
     return more ? MHD_YES : MHD_NO;
 }

@@ -304,7 +304,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         return;
     }
     char now[40];
-    net_rfc3339_now(now, sizeof now);
+    clock_rfc3339_now(now, sizeof now);
     frame *f = frame_event(subject, slen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                            now, seq ? (int64_t)seq : -1);
     natsMsg_Destroy(msg);

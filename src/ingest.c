@@ -467,7 +467,7 @@ static int refresh_streams(ingest *g, const char **why)
     pthread_mutex_lock(&g->smu);
     stream_list old = g->streams;
     g->streams = fresh;
-    g->streams_ms = net_now_ms();
+    g->streams_ms = clock_now_ms();
     g->streams_stale = false;
     check_dedup_windows_locked(g);
     pthread_mutex_unlock(&g->smu);
@@ -582,7 +582,7 @@ static void *refresher_main(void *arg)
 static int lookup_or_queue(ingest *g, natsMsg *msg, hr_delivery d, ingest_op *op, char *out,
                            size_t cap)
 {
-    int64_t now = net_now_ms();
+    int64_t now = clock_now_ms();
     pthread_mutex_lock(&g->smu);
     bool fetch = g->streams_ms == 0 || g->streams_stale;
     int rc = fetch ? 0 : match_locked(g, natsMsg_GetSubject(msg), out, cap);

@@ -1,6 +1,6 @@
 /* log: JSON lines on stderr. */
 #include "herald/log.h"
-#include "herald/netutil.h"
+#include "herald/clock.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -39,7 +39,7 @@ void log_msg(log_level lvl, const char *msg, const char *fields, ...)
     if (!log_enabled(lvl))
         return;
     char tsbuf[40];
-    net_rfc3339_now(tsbuf, sizeof tsbuf);
+    clock_rfc3339_now(tsbuf, sizeof tsbuf);
 
     json_t *o = NULL;
     if (fields) {

@@ -82,7 +82,7 @@ static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
     metrics_appendf(b, l, cap,
                     "# HELP herald_uptime_seconds Seconds since herald started.\n"
                     "# TYPE herald_uptime_seconds gauge\nherald_uptime_seconds %.3f\n",
-                    (double)(net_now_ms() - a->started_ms) / 1000.0);
+                    (double)(clock_now_ms() - a->started_ms) / 1000.0);
 }
 
 static void *shutdown_main(void *arg)
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
-    app a = {.cfg = cfg, .jwt = jwt, .started_ms = net_now_ms()};
+    app a = {.cfg = cfg, .jwt = jwt, .started_ms = clock_now_ms()};
     int rc = 1;
     char err[256] = "";
     char static_dir[PATH_MAX], openapi_dir[PATH_MAX];
@@ -253,14 +253,14 @@ int main(int argc, char **argv)
     pthread_t t;
     if (pthread_create(&t, NULL, shutdown_main, &a) != 0)
         _exit(1);
-    int64_t deadline = net_now_ms() + (int64_t)cfg->shutdown_timeout_s * 1000;
+    int64_t deadline = clock_now_ms() + (int64_t)cfg->shutdown_timeout_s * 1000;
     struct timespec tick = {0, 50 * 1000 * 1000};
     while (!atomic_load(&a.done)) {
         if (sigtimedwait(&sigs, NULL, &tick) > 0) {
             log_warn("second signal: exiting at once", NULL);
             _exit(1);
         }
-        if (net_now_ms() > deadline) {
+        if (clock_now_ms() > deadline) {
             log_warn("shutdown timeout reached: exiting", NULL);
             _exit(0);
         }

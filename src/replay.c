@@ -169,7 +169,7 @@ static void do_fetch(replayer *r, replay *rp, unsigned credit)
     natsStatus s = natsSubscription_FetchRequest(&list, rp->pull, &fr);
     if (s == NATS_OK) {
         char now[40];
-        net_rfc3339_now(now, sizeof now);
+        clock_rfc3339_now(now, sizeof now);
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             uint64_t seq;

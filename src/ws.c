@@ -223,7 +223,7 @@ static ip_entry *ip_get(ws_server *w, const char *ip)
             return NULL;
         snprintf(e->ip, sizeof e->ip, "%s", ip);
         e->tokens = w->cfg->ws_upgrades_per_ip.burst;
-        e->refill_ms = net_now_ms();
+        e->refill_ms = clock_now_ms();
         *pp = e;
     }
     return *pp;
@@ -236,7 +236,7 @@ static void ip_maybe_free(ws_server *w, ip_entry *e)
     if (e->sessions > 0)
         return;
     if (rl->on) {
-        double t = e->tokens + (double)(net_now_ms() - e->refill_ms) * rl->rate_per_s / 1000.0;
+        double t = e->tokens + (double)(clock_now_ms() - e->refill_ms) * rl->rate_per_s / 1000.0;
         if (t < rl->burst)
             return;
     }
@@ -257,7 +257,7 @@ static unsigned ip_admit(ws_server *w, const char *ip)
         return 503;
     unsigned refuse = 0;
     if (rl->on) {
-        int64_t now = net_now_ms();
+        int64_t now = clock_now_ms();
         e->tokens += (double)(now - e->refill_ms) * rl->rate_per_s / 1000.0;
         if (e->tokens > rl->burst)
             e->tokens = rl->burst;
@@ -324,7 +324,7 @@ static void session_close(session *s, int code, const char *reason, const char *
      * the shutdown budget when shutting down). */
     int secs = 5;
     if (atomic_load(&s->srv->stopping)) {
-        int64_t left = (atomic_load(&s->srv->deadline) - net_now_ms()) / 1000;
+        int64_t left = (atomic_load(&s->srv->deadline) - clock_now_ms()) / 1000;
         secs = left < 1 ? 1 : left < 5 ? (int)left : 5;
     }
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, secs);
@@ -359,7 +359,7 @@ static void send_error(session *s, const char *id, const char *code, const char 
 
 static void schedule(session *s)
 {
-    int64_t now = net_now_ms(), next = INT64_MAX;
+    int64_t now = clock_now_ms(), next = INT64_MAX;
     if (s->auth_deadline)
         next = s->auth_deadline;
     if (s->pong_deadline && s->pong_deadline < next)
@@ -387,7 +387,7 @@ static void on_timer(session *s)
 {
     if (s->close_code)
         return;
-    int64_t now = net_now_ms();
+    int64_t now = clock_now_ms();
     if (s->auth_deadline && now >= s->auth_deadline) {
         auth_failure(s->srv, "auth_timeout");
         send_error(s, NULL, "unauthorized", "authentication timed out", NULL);
@@ -608,7 +608,7 @@ static admission *take_admission(ws_thread *t, struct lws *wsi)
  * between); all of them when `all`. */
 static void sweep_admissions(ws_thread *t, bool all)
 {
-    int64_t old = net_now_ms() - 10000;
+    int64_t old = clock_now_ms() - 10000;
     for (admission **pp = &t->admitted; *pp;) {
         admission *a = *pp;
         if (!all && a->at_ms > old) {
@@ -886,7 +886,7 @@ static bool rate_ok(session *s, const char *id)
     const hr_rate *rl = &s->srv->cfg->ws_messages_per_session;
     if (!rl->on)
         return true;
-    int64_t now = net_now_ms();
+    int64_t now = clock_now_ms();
     s->tokens += (double)(now - s->refill_ms) * rl->rate_per_s / 1000.0;
     if (s->tokens > rl->burst)
         s->tokens = rl->burst;
@@ -993,8 +993,8 @@ static void session_start(ws_thread *t, session *s, struct lws *wsi)
     t->nsessions++;
     metrics_add(w->m_sessions, 1);
     s->tokens = w->cfg->ws_messages_per_session.burst;
-    s->refill_ms = net_now_ms();
-    s->next_ping = net_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
+    s->refill_ms = clock_now_ms();
+    s->next_ping = clock_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
 
     if (atomic_load(&w->stopping)) {
         if (adm)
@@ -1032,7 +1032,7 @@ static void session_start(ws_thread *t, session *s, struct lws *wsi)
     } else if (w->has_anonymous && become_anonymous(s)) {
         send_ready(s, NULL);
     } else {
-        s->auth_deadline = net_now_ms() + w->cfg->ws_auth_timeout_ms;
+        s->auth_deadline = clock_now_ms() + w->cfg->ws_auth_timeout_ms;
     }
     if (adm)
         admission_free(adm);
@@ -1241,7 +1241,7 @@ static int confirm_upgrade(ws_thread *t, struct lws *wsi)
      * token verified. */
     a->wsi = wsi;
     snprintf(a->ip, sizeof a->ip, "%s", ip);
-    a->at_ms = net_now_ms();
+    a->at_ms = clock_now_ms();
     a->next = t->admitted;
     t->admitted = a;
     return 0;
@@ -1354,7 +1354,7 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return on_receive(s, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         s->pong_deadline = 0;
-        s->next_ping = net_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
+        s->next_ping = clock_now_ms() + (int64_t)w->cfg->ws_ping_interval_s * 1000;
         schedule(s);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -1417,19 +1417,19 @@ static void *service_main(void *arg)
 {
     ws_thread *t = arg;
     ws_server *w = t->srv;
-    int64_t last_sweep = net_now_ms();
+    int64_t last_sweep = clock_now_ms();
     for (;;) {
         if (lws_service(t->ctx, 0) < 0)
             break;
-        if (net_now_ms() - last_sweep > 10000) {
+        if (clock_now_ms() - last_sweep > 10000) {
             if (t->idx == 0)
                 ip_sweep(w);
             sweep_admissions(t, false);
-            last_sweep = net_now_ms();
+            last_sweep = clock_now_ms();
         }
         if (atomic_load(&w->stopping)) {
             close_all(t);
-            if (t->nsessions == 0 || net_now_ms() >= atomic_load(&w->deadline))
+            if (t->nsessions == 0 || clock_now_ms() >= atomic_load(&w->deadline))
                 break;
         }
     }
@@ -1620,7 +1620,7 @@ void ws_stop(ws_server *w, int timeout_ms)
 {
     if (!w || !w->nthreads || !w->thr[0]->ctx)
         return;
-    atomic_store(&w->deadline, net_now_ms() + timeout_ms);
+    atomic_store(&w->deadline, clock_now_ms() + timeout_ms);
     atomic_store(&w->stopping, true);
     if (w->acceptor_started) { /* no new connections: it sees `stopping` within 200 ms */
         pthread_join(w->acceptor, NULL);

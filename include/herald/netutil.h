@@ -1,11 +1,13 @@
-/* netutil: listening sockets and small time helpers shared by the HTTP and
- * WebSocket listeners. */
+/* netutil: listening sockets shared by the HTTP and WebSocket listeners,
+ * and the FNV-1a hash of their tables. The clocks are in clock.h
+ * (included here for the listeners' users). */
 #ifndef HERALD_NETUTIL_H
 #define HERALD_NETUTIL_H
 
 #include <stdint.h>
 #include <stddef.h>
 
+#include "herald/clock.h"
 #include "herald/config.h"
 
 /* Open a non-blocking listening TCP socket on `l` (SO_REUSEADDR, backlog
@@ -23,11 +25,5 @@ static inline uint64_t net_hash_str(const char *s)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
-
-/* Milliseconds on the monotonic clock. */
-int64_t net_now_ms(void);
-
-/* RFC 3339 UTC with milliseconds, e.g. "2026-11-22T14:00:00.123Z" (buf >= 25). */
-void net_rfc3339_now(char *buf, size_t len);
 
 #endif
