@@ -128,10 +128,6 @@ cmd_test() {
   ensure_node_tools
   local failed=0
   local WS_SUITES=("$ROOT"/tests/integration/test_{ws,ws_threads,scale,resume,invalid_subjects}.py)
-  # The repeats skip the 3-node JetStream cluster test (run in the full
-  # suites): it is the heaviest, and nats.c's ordered-consumer recovery after
-  # a lost node is occasionally slower than its 25 s bound.
-  local WS_REPEAT=(-k "not losing_a_node")
   log "format check (clang-format)"
   if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/src/demo/*.[ch] "$ROOT"/include/herald/*.h \
        "$ROOT"/tests/unit/*.c; then
@@ -158,7 +154,7 @@ cmd_test() {
         log "[$variant] WebSocket suites with ws.threads=$n"
         HERALD_BIN="$dir/herald" HERALD_VARIANT=$variant HERALD_WS_THREADS=$n \
           "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider \
-          "${WS_REPEAT[@]}" "${WS_SUITES[@]}" || failed=1
+          "${WS_SUITES[@]}" || failed=1
       done
     fi
   done
@@ -173,7 +169,7 @@ cmd_test() {
     (cd "$tdir" && ctest --output-on-failure) || failed=1
     log "[tsan] integration tests: WebSocket, scale, resume (ws.threads=4)"
     HERALD_BIN="$tdir/herald" HERALD_VARIANT=tsan HERALD_WS_THREADS=4 \
-      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "${WS_REPEAT[@]}" "${WS_SUITES[@]}" \
+      "$ROOT/.venv/bin/python" -m pytest -q -rs -p no:cacheprovider "${WS_SUITES[@]}" \
       || failed=1
   else
     failed=1

@@ -6,36 +6,46 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "herald/clock.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/replay.h"
 #include "herald/resume.h"
 #include "herald/subject.h"
 
-#define NBUCKETS           8192
-#define LBUCKETS           4096
-#define INBOX_MAX_BYTES    (64u << 20) /* events waiting for one shard's thread */
-#define ITEMS_PER_TURN     4096        /* bounded work per service turn */
-#define REPLAY_PER_TURN    512 /* replay items per turn: live events never wait behind more */
-#define FLUSH_TIMEOUT_MS   3000
-#define JS_REQUEST_MS      3000
-#define JS_HEARTBEAT_S     2    /* a lost ordered consumer is noticed in 4-8 s */
-#define REPLAY_BATCH       1024 /* messages per replay batch at most */
-#define REPLAY_FIRST_BATCH 16
+#define NBUCKETS            8192
+#define LBUCKETS            4096
+#define INBOX_MAX_BYTES     (64u << 20) /* events waiting for one shard's thread */
+#define ITEMS_PER_TURN      4096        /* bounded work per service turn */
+#define REPLAY_PER_TURN     512 /* replay items per turn: live events never wait behind more */
+#define FLUSH_TIMEOUT_MS    3000
+#define JS_REQUEST_MS       3000
+#define JS_HEARTBEAT_S      2     /* a lost ordered consumer is noticed in 4-8 s */
+#define RESYNC_PER_TURN     64    /* stream-fed interests re-created per worker turn */
+#define RESYNC_RETRY_MS     1000  /* a failed re-creation is tried again after this, */
+#define RESYNC_RETRY_MAX_MS 30000 /* doubling up to this (a stream deleted for good) */
+#define WORKER_TICK_MS      250   /* the worker notices a NATS reconnection this often */
+#define REPLAY_BATCH        1024  /* messages per replay batch at most */
+#define REPLAY_FIRST_BATCH  16
 
 _Static_assert(HUB_MAX_SHARDS <= 64, "shard masks are 64-bit");
 
 typedef enum { INTEREST_PENDING, INTEREST_ACTIVE, INTEREST_FAILED } interest_state;
 
 /* The NATS message handler's closure. Created with its interest; from the
- * subscribe on, nats.c owns it and frees it through the on-complete
- * callback once the handler can no longer run. */
+ * subscribe on, each NATS subscription using it holds one reference
+ * (`refs`), dropped by the on-complete callback once its handler can no
+ * longer run; the last one frees it. Two subscriptions share it only while
+ * a stream-fed interest's consumer is being replaced after a reconnection. */
 typedef struct sub_closure {
     hub *h;
     uint64_t id;
     bool js;                 /* an ordered consumer: messages carry stream sequences */
+    _Atomic int refs;        /* NATS subscriptions holding it */
+    _Atomic uint64_t seen;   /* stream-fed: highest sequence received (the restart point) */
     _Atomic uint64_t mask;   /* shards with receivers: where each event goes */
     _Atomic uint64_t lost[]; /* per shard: events dropped because its inbox was full */
 } sub_closure;
@@ -49,7 +59,8 @@ typedef struct interest {
     char *stream; /* history stream feeding it (ordered consumer), NULL: core NATS */
     interest_state state;
     uint64_t floor0;        /* stream-fed: the stream's last sequence at creation */
-    natsSubscription *nsub; /* set once the worker confirmed it */
+    natsSubscription *nsub; /* set once the worker confirmed it; replaced by a resync */
+    bool resync;            /* stream-fed: its consumer is to be re-created (reconnected) */
     sub_closure *closure;
     size_t total;     /* receivers on all shards */
     struct op *unsub; /* preallocated OP_UNSUB: dropping never fails */
@@ -153,7 +164,8 @@ struct hub {
     op *ops_head, **ops_tail;
     _Atomic int live_closures; /* closures nats.c may still call */
     jsCtx *js;                 /* worker: ordered consumers */
-    replayer *rpl;             /* per-subscription replays */
+    pthread_condattr_t op_cond_attr;
+    replayer *rpl; /* per-subscription replays */
     metrics_cell *m_nats_subs, *m_lost, *m_invalid, *m_consumers;
     metrics_cell *m_replays_seq, *m_replays_last, *m_replayed, *m_gaps;
 };
@@ -294,9 +306,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     }
     uint64_t seq = 0;
     uint64_t pending;
-    if (c->js && (!resume_parse_ack(natsMsg_GetReply(msg), &seq, &pending) || !seq)) {
-        natsMsg_Destroy(msg);
-        return;
+    if (c->js) {
+        if (!resume_parse_ack(natsMsg_GetReply(msg), &seq, &pending) || !seq) {
+            natsMsg_Destroy(msg);
+            return;
+        }
+        uint64_t prev = atomic_load(&c->seen);
+        while (seq > prev && !atomic_compare_exchange_weak(&c->seen, &prev, seq))
+            ;
     }
     uint64_t mask = atomic_load(&c->mask);
     if (!mask) {
@@ -316,11 +333,17 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     frame_release(f);
 }
 
+static void closure_unref(sub_closure *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
 static void on_sub_complete(void *closure)
 {
     sub_closure *c = closure;
     atomic_fetch_sub(&c->h->live_closures, 1);
-    free(c);
+    closure_unref(c);
 }
 
 /* ---- worker ------------------------------------------------------------------ */
@@ -335,35 +358,53 @@ static void op_push(hub *h, op *o)
     pthread_mutex_unlock(&h->op_lock);
 }
 
-/* A stream-fed interest: an ordered consumer from the stream's next
- * sequence (*floor = its last), re-created by nats.c from the next unseen
- * sequence after a lost node, a deletion or a leader change. */
-static natsStatus js_subscribe(hub *h, natsSubscription **ns, const char *pattern,
-                               const char *stream, sub_closure *c, uint64_t *floor)
+static natsStatus js_ctx(hub *h)
 {
-    if (!h->js) {
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.Wait = JS_REQUEST_MS;
-        natsStatus s = natsConnection_JetStream(&h->js, bus_conn(h->bus), &jo);
-        if (s != NATS_OK)
-            return s;
-    }
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetStreamInfo(&si, h->js, stream, NULL, &jerr);
+    if (h->js)
+        return NATS_OK;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = JS_REQUEST_MS;
+    return natsConnection_JetStream(&h->js, bus_conn(h->bus), &jo);
+}
+
+/* An ordered consumer on `pattern` from stream sequence `start`. nats.c
+ * re-creates it from the next unseen sequence when it misses heartbeats (a
+ * deleted consumer, a leader change); after a reconnection the worker
+ * replaces it itself (resync_streams). */
+static natsStatus js_consume(hub *h, natsSubscription **ns, const char *pattern, const char *stream,
+                             sub_closure *c, uint64_t start)
+{
+    natsStatus s = js_ctx(h);
     if (s != NATS_OK)
         return s;
-    *floor = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
+    jsErrCode jerr = 0;
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = stream;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = *floor + 1;
+    so.Config.OptStartSeq = start;
     so.Config.Heartbeat = (int64_t)JS_HEARTBEAT_S * 1000000000;
     return js_Subscribe(ns, h->js, pattern, on_msg, c, NULL, &so, &jerr);
+}
+
+/* A stream-fed interest: an ordered consumer from the stream's next
+ * sequence (*floor = its last). */
+static natsStatus js_subscribe(hub *h, natsSubscription **ns, const char *pattern,
+                               const char *stream, sub_closure *c, uint64_t *floor)
+{
+    natsStatus s = js_ctx(h);
+    if (s != NATS_OK)
+        return s;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    s = js_GetStreamInfo(&si, h->js, stream, NULL, &jerr);
+    if (s != NATS_OK)
+        return s;
+    *floor = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return js_consume(h, ns, pattern, stream, c, *floor + 1);
 }
 
 /* Subscribe without confirming; NULL on failure. On success nats.c owns
@@ -373,6 +414,7 @@ static natsSubscription *do_subscribe(hub *h, interest *in, uint64_t *floor, boo
 {
     sub_closure *c = in->closure;
     *closure_lost = false;
+    atomic_store(&c->refs, 1);
     atomic_fetch_add(&h->live_closures, 1);
     natsSubscription *ns = NULL;
     natsStatus st = in->stream
@@ -434,73 +476,220 @@ static void sub_finished(hub *h, interest *in, natsSubscription *ns, uint64_t fl
         }
 }
 
-/* Take every queued op at once: unsubscribes first, then all subscribes
- * confirmed by a single flush (one round trip however many patterns). */
+/* After a reconnection every stream-fed interest gets a new ordered
+ * consumer from the sequence after the last one received. nats.c would
+ * re-create its consumers only once it misses their heartbeats, and after a
+ * lost node that took longer than contract §7's 20 s now and then. The old
+ * and the new consumer may both deliver for a moment: each shard's floor
+ * drops what it passed on already, and as the new one starts at or below
+ * every floor + 1 and delivers in order, nothing is skipped. */
+static void mark_resync(hub *h)
+{
+    pthread_mutex_lock(&h->tab_lock);
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (interest *in = h->by_pattern[b]; in; in = in->next_by_pattern)
+            if (in->stream && in->state == INTEREST_ACTIVE)
+                in->resync = true;
+    pthread_mutex_unlock(&h->tab_lock);
+}
+
+/* Re-create up to RESYNC_PER_TURN marked consumers (worker thread; the
+ * requests run outside tab_lock). True when none is left marked; *failed:
+ * some could not be re-created yet (try again later). */
+static bool resync_streams(hub *h, bool *failed_any, bool warn)
+{
+    struct {
+        uint64_t id;
+        char *pattern, *stream;
+        sub_closure *c;
+        uint64_t start;
+        natsSubscription *ns;
+    } r[RESYNC_PER_TURN];
+    size_t n = 0;
+    bool more = false;
+    pthread_mutex_lock(&h->tab_lock);
+    for (size_t b = 0; b < NBUCKETS && !more; b++)
+        for (interest *in = h->by_pattern[b]; in; in = in->next_by_pattern) {
+            if (!in->resync || in->state != INTEREST_ACTIVE || !in->nsub)
+                continue;
+            if (n == RESYNC_PER_TURN) {
+                more = true;
+                break;
+            }
+            char *p = strdup(in->pattern), *st = strdup(in->stream);
+            if (!p || !st) {
+                free(p);
+                free(st);
+                more = true;
+                break;
+            }
+            uint64_t seen = atomic_load(&in->closure->seen);
+            r[n].id = in->id;
+            r[n].pattern = p;
+            r[n].stream = st;
+            r[n].c = in->closure;
+            r[n].start = (seen > in->floor0 ? seen : in->floor0) + 1;
+            r[n].ns = NULL;
+            /* the new subscription's reference, taken while the old one holds its own */
+            atomic_fetch_add(&in->closure->refs, 1);
+            atomic_fetch_add(&h->live_closures, 1);
+            n++;
+        }
+    pthread_mutex_unlock(&h->tab_lock);
+
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        natsStatus st = js_consume(h, &r[i].ns, r[i].pattern, r[i].stream, r[i].c, r[i].start);
+        if (st == NATS_OK &&
+            natsSubscription_SetOnCompleteCB(r[i].ns, on_sub_complete, r[i].c) != NATS_OK) {
+            /* as in do_subscribe: a handler may hold the closure, keep its reference */
+            unsubscribe_now(r[i].ns);
+            r[i].ns = NULL;
+            failed++;
+            continue;
+        }
+        if (st != NATS_OK) {
+            if (failed++ == 0 && warn)
+                log_warn("cannot re-create a history stream's consumer yet, retrying",
+                         "{s:s, s:s, s:s}", "stream", r[i].stream, "pattern", r[i].pattern, "error",
+                         natsStatus_GetText(st));
+            r[i].ns = NULL;
+            atomic_fetch_sub(&h->live_closures, 1);
+            closure_unref(r[i].c);
+            continue;
+        }
+        natsSubscription_SetPendingLimits(r[i].ns, 1 << 20, 512 << 20);
+    }
+
+    /* Swap in what was created; the replaced (or orphaned) ones go. */
+    natsSubscription *gone[RESYNC_PER_TURN];
+    size_t ngone = 0;
+    pthread_mutex_lock(&h->tab_lock);
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].ns)
+            continue;
+        interest *in = find_pattern(h, r[i].pattern);
+        if (in && in->id == r[i].id && in->nsub && in->state == INTEREST_ACTIVE) {
+            gone[ngone++] = in->nsub;
+            in->nsub = r[i].ns;
+            in->resync = false;
+        } else {
+            gone[ngone++] = r[i].ns; /* the interest was dropped meanwhile */
+        }
+    }
+    pthread_mutex_unlock(&h->tab_lock);
+    for (size_t i = 0; i < ngone; i++)
+        unsubscribe_now(gone[i]);
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].pattern);
+        free(r[i].stream);
+    }
+    if (n > failed)
+        log_info("history stream consumers re-created after reconnecting", "{s:I}", "count",
+                 (json_int_t)(n - failed));
+    *failed_any = failed > 0;
+    return !more && failed == 0;
+}
+
+/* One batch of ops: unsubscribes first, then all subscribes confirmed by a
+ * single flush (one round trip however many patterns). True on OP_STOP. */
+static bool run_batch(hub *h, op *batch)
+{
+    bool stop = false;
+    size_t nsub = 0;
+    for (op *o = batch; o; o = o->next) {
+        if (o->kind == OP_STOP)
+            stop = true;
+        else if (o->kind == OP_UNSUB)
+            unsubscribe_now(o->nsub);
+        else
+            nsub++;
+    }
+    typedef struct {
+        interest *in;
+        natsSubscription *ns;
+        uint64_t floor;
+        bool lost;
+    } done_t;
+    done_t *done = nsub ? calloc(nsub, sizeof *done) : NULL;
+    size_t k = 0;
+    for (op *o = batch; o; o = o->next) {
+        if (o->kind != OP_SUB)
+            continue;
+        done_t d = {.in = o->in};
+        if (!stop && done)
+            d.ns = do_subscribe(h, o->in, &d.floor, &d.lost);
+        if (done) {
+            done[k++] = d;
+        } else { /* OOM: fail it at once */
+            pthread_mutex_lock(&h->tab_lock);
+            sub_finished(h, o->in, NULL, 0, false);
+            pthread_mutex_unlock(&h->tab_lock);
+        }
+    }
+    /* `ok` promises the server has the interest: flush before confirming. */
+    bool flushed =
+        k == 0 || natsConnection_FlushTimeout(bus_conn(h->bus), FLUSH_TIMEOUT_MS) == NATS_OK;
+    pthread_mutex_lock(&h->tab_lock);
+    for (size_t i = 0; i < k; i++) {
+        if (!flushed && done[i].ns) {
+            /* nats.c holds the closure now: on_sub_complete frees it */
+            unsubscribe_now(done[i].ns);
+            done[i].ns = NULL;
+            done[i].lost = true;
+        }
+        sub_finished(h, done[i].in, done[i].ns, done[i].floor, done[i].lost);
+    }
+    pthread_mutex_unlock(&h->tab_lock);
+    free(done);
+    for (op *o = batch, *n; o; o = n) { /* OP_UNSUB ops come from dropped interests */
+        n = o->next;
+        free(o);
+    }
+    return stop;
+}
+
+/* Take every queued op at once (run_batch). Between batches, notice NATS
+ * reconnections (bus_reconnects) and re-create the stream-fed consumers. */
 static void *worker_main(void *arg)
 {
     hub *h = arg;
+    uint64_t reconnects = bus_reconnects(h->bus);
+    bool resync = false;
+    int64_t resync_at = 0, retry_ms = RESYNC_RETRY_MS;
     for (;;) {
         pthread_mutex_lock(&h->op_lock);
-        while (!h->ops_head)
-            pthread_cond_wait(&h->op_cond, &h->op_lock);
+        if (!h->ops_head) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (long)WORKER_TICK_MS * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&h->op_cond, &h->op_lock, &ts);
+        }
         op *batch = h->ops_head;
         h->ops_head = NULL;
         h->ops_tail = &h->ops_head;
         pthread_mutex_unlock(&h->op_lock);
 
-        bool stop = false;
-        size_t nsub = 0;
-        for (op *o = batch; o; o = o->next) {
-            if (o->kind == OP_STOP)
-                stop = true;
-            else if (o->kind == OP_UNSUB)
-                unsubscribe_now(o->nsub);
-            else
-                nsub++;
+        uint64_t rc = bus_reconnects(h->bus);
+        if (rc != reconnects) {
+            reconnects = rc;
+            mark_resync(h);
+            resync = true;
+            resync_at = 0;
+            retry_ms = RESYNC_RETRY_MS;
         }
-        typedef struct {
-            interest *in;
-            natsSubscription *ns;
-            uint64_t floor;
-            bool lost;
-        } done_t;
-        done_t *done = nsub ? calloc(nsub, sizeof *done) : NULL;
-        size_t k = 0;
-        for (op *o = batch; o; o = o->next) {
-            if (o->kind != OP_SUB)
-                continue;
-            done_t d = {.in = o->in};
-            if (!stop && done)
-                d.ns = do_subscribe(h, o->in, &d.floor, &d.lost);
-            if (done) {
-                done[k++] = d;
-            } else { /* OOM: fail it at once */
-                pthread_mutex_lock(&h->tab_lock);
-                sub_finished(h, o->in, NULL, 0, false);
-                pthread_mutex_unlock(&h->tab_lock);
-            }
-        }
-        /* `ok` promises the server has the interest: flush before confirming. */
-        bool flushed =
-            k == 0 || natsConnection_FlushTimeout(bus_conn(h->bus), FLUSH_TIMEOUT_MS) == NATS_OK;
-        pthread_mutex_lock(&h->tab_lock);
-        for (size_t i = 0; i < k; i++) {
-            if (!flushed && done[i].ns) {
-                /* nats.c holds the closure now: on_sub_complete frees it */
-                unsubscribe_now(done[i].ns);
-                done[i].ns = NULL;
-                done[i].lost = true;
-            }
-            sub_finished(h, done[i].in, done[i].ns, done[i].floor, done[i].lost);
-        }
-        pthread_mutex_unlock(&h->tab_lock);
-        free(done);
-        for (op *o = batch, *n; o; o = n) { /* OP_UNSUB ops come from dropped interests */
-            n = o->next;
-            free(o);
-        }
-        if (stop)
+        if (batch && run_batch(h, batch))
             return NULL;
+        if (resync && clock_now_ms() >= resync_at && bus_get_state(h->bus) == BUS_CONNECTED) {
+            bool failed;
+            /* one warning per episode */
+            resync = !resync_streams(h, &failed, retry_ms == RESYNC_RETRY_MS);
+            resync_at = failed ? clock_now_ms() + retry_ms : 0;
+            if (failed && retry_ms < RESYNC_RETRY_MAX_MS)
+                retry_ms *= 2;
+        }
     }
 }
 
@@ -539,7 +728,9 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
     h->ops_tail = &h->ops_head;
     pthread_mutex_init(&h->tab_lock, NULL);
     pthread_mutex_init(&h->op_lock, NULL);
-    pthread_cond_init(&h->op_cond, NULL);
+    pthread_condattr_init(&h->op_cond_attr);
+    pthread_condattr_setclock(&h->op_cond_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->op_cond, &h->op_cond_attr);
     for (int i = 0; i < nshards; i++) {
         hub_shard *sh = calloc(1, sizeof *sh);
         if (!sh) {
@@ -1079,5 +1270,6 @@ void hub_free(hub *h)
     pthread_mutex_destroy(&h->tab_lock);
     pthread_mutex_destroy(&h->op_lock);
     pthread_cond_destroy(&h->op_cond);
+    pthread_condattr_destroy(&h->op_cond_attr);
     free(h);
 }

@@ -13,7 +13,7 @@
  * bounded (bytes): past it events are dropped before fan-out and each
  * receiver on that shard is told how many (`lost`). A private worker
  * thread does the blocking NATS calls (subscribes batched and confirmed by
- * one flush, unsubscribes). A shard, its hub_subs and the callbacks for
+ * one flush, unsubscribes, re-created consumers). A shard, its hub_subs and the callbacks for
  * them belong to that shard's service thread (its "owner thread"):
  * hub_subscribe, hub_process and every hub_sub function must be called
  * there. The interest table is shared under a lock taken on subscribe and
@@ -25,7 +25,10 @@
  * subscription, and its frames carry `seq`. A subscription with `since`
  * first replays through its own paced reader (replay.h), holding the live
  * feed back, then joins it with no gap and no duplicate (resume.h) and
- * reports `synced`. */
+ * reports `synced`. After a NATS reconnection the worker replaces each
+ * such consumer with one starting after the last sequence received (it
+ * does not wait for nats.c to miss heartbeats); each shard's floor drops
+ * what the two overlapping consumers repeat. */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 

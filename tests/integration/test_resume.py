@@ -434,6 +434,46 @@ def test_deleted_consumer_is_recreated_without_gap(make_herald, nats, nc):
     run(go())
 
 
+def test_nats_restart_recreates_stream_fed_consumers_from_the_next_sequence(
+        make_herald, nats, nc):
+    """After a reconnection herald re-creates each stream-fed consumer itself,
+    from the sequence after the last one it received (contract §7), instead
+    of waiting for nats.c to miss its heartbeats: what is published at once
+    after the restart arrives, with no gap and no duplicate."""
+    nc.add_stream(STREAM, ["deployments.>"])
+    h = make_herald(hconfig(), env=ENV, nats_url=nats.url)
+
+    async def go():
+        async with await connect(h, tok=token()) as ws:
+            await recv(ws)
+            assert (await call(ws, {"type": "subscribe", "id": "1",
+                                    "subject": "deployments.u42.>"}))["type"] == "ok"
+            s1 = publish(nc, "deployments.u42.d1.status", {"n": 1})
+            assert (await recv(ws))["seq"] == s1
+            nats.kill()
+            nats.start()  # same store: the stream and its messages survive
+            c2 = NatsClient(nats.url)
+            try:
+                seqs = [wait_for(lambda: c2.run(c2.js.publish("deployments.u42.d1.status",
+                                                              b'"after"', timeout=1)).seq,
+                                 what="JetStream back") for _ in range(3)]
+                got = []
+                while len(got) < 3:
+                    m = await recv(ws, 20)
+                    if m["type"] == "event":
+                        got.append(m["seq"])
+                assert got == seqs, "gap or duplicate after the restart"
+                wait_for(lambda: any(l.get("msg") == "history stream consumers re-created "
+                                     "after reconnecting" for l in h.log_lines()),
+                         what="the consumers re-created by herald")
+                s5 = c2.run(c2.js.publish("deployments.u42.d1.status", b'"later"')).seq
+                m = await recv(ws, 10)
+                assert m["seq"] == s5, "duplicate or gap once both consumers ran"
+            finally:
+                c2.close()
+    run(go())
+
+
 def test_paced_replay_with_a_small_queue(make_herald, nats, nc):
     """A replay far larger than the queue limit is delivered whole to a
     client that keeps reading, without closing it as a slow consumer."""
