@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "herald/clock.h"
 #include "herald/log.h"
@@ -162,8 +161,11 @@ struct hub {
     pthread_mutex_t op_lock;
     pthread_cond_t op_cond;
     op *ops_head, **ops_tail;
-    _Atomic int live_closures; /* closures nats.c may still call */
-    jsCtx *js;                 /* worker: ordered consumers */
+    /* The owner's reference (dropped by hub_free) plus one per NATS
+     * subscription whose handler may still run (dropped on completion):
+     * the last one frees the hub. */
+    _Atomic int refs;
+    jsCtx *js; /* worker: ordered consumers */
     pthread_condattr_t op_cond_attr;
     replayer *rpl; /* per-subscription replays */
     metrics_cell *m_nats_subs, *m_lost, *m_invalid, *m_consumers;
@@ -339,11 +341,20 @@ static void closure_unref(sub_closure *c)
         free(c);
 }
 
+static void hub_destroy(hub *h);
+
+static void hub_unref(hub *h)
+{
+    if (atomic_fetch_sub(&h->refs, 1) == 1)
+        hub_destroy(h);
+}
+
 static void on_sub_complete(void *closure)
 {
     sub_closure *c = closure;
-    atomic_fetch_sub(&c->h->live_closures, 1);
+    hub *h = c->h;
     closure_unref(c);
+    hub_unref(h);
 }
 
 /* ---- worker ------------------------------------------------------------------ */
@@ -415,7 +426,7 @@ static natsSubscription *do_subscribe(hub *h, interest *in, uint64_t *floor, boo
     sub_closure *c = in->closure;
     *closure_lost = false;
     atomic_store(&c->refs, 1);
-    atomic_fetch_add(&h->live_closures, 1);
+    atomic_fetch_add(&h->refs, 1);
     natsSubscription *ns = NULL;
     natsStatus st = in->stream
                         ? js_subscribe(h, &ns, in->pattern, in->stream, c, floor)
@@ -424,12 +435,12 @@ static natsSubscription *do_subscribe(hub *h, interest *in, uint64_t *floor, boo
         if (in->stream)
             log_warn("cannot read a history stream", "{s:s, s:s, s:s}", "stream", in->stream,
                      "pattern", in->pattern, "error", natsStatus_GetText(st));
-        atomic_fetch_sub(&h->live_closures, 1);
+        hub_unref(h); /* the owner still holds its own */
         return NULL;
     }
     if (natsSubscription_SetOnCompleteCB(ns, on_sub_complete, c) != NATS_OK) {
-        /* c may be in use by a running handler: leak it, and keep
-         * live_closures up so hub_free does not free the hub under it. */
+        /* c may be in use by a running handler: leak it, and keep the
+         * hub's reference so the hub is never freed under it. */
         unsubscribe_now(ns);
         *closure_lost = true;
         return NULL;
@@ -532,7 +543,7 @@ static bool resync_streams(hub *h, bool *failed_any, bool warn)
             r[n].ns = NULL;
             /* the new subscription's reference, taken while the old one holds its own */
             atomic_fetch_add(&in->closure->refs, 1);
-            atomic_fetch_add(&h->live_closures, 1);
+            atomic_fetch_add(&h->refs, 1);
             n++;
         }
     pthread_mutex_unlock(&h->tab_lock);
@@ -554,8 +565,8 @@ static bool resync_streams(hub *h, bool *failed_any, bool warn)
                          "{s:s, s:s, s:s}", "stream", r[i].stream, "pattern", r[i].pattern, "error",
                          natsStatus_GetText(st));
             r[i].ns = NULL;
-            atomic_fetch_sub(&h->live_closures, 1);
             closure_unref(r[i].c);
+            hub_unref(h);
             continue;
         }
         natsSubscription_SetPendingLimits(r[i].ns, 1 << 20, 512 << 20);
@@ -725,6 +736,7 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
     h->bus = b;
     h->cb = *cb;
     h->next_id = 1;
+    h->refs = 1;
     h->ops_tail = &h->ops_head;
     pthread_mutex_init(&h->tab_lock, NULL);
     pthread_mutex_init(&h->op_lock, NULL);
@@ -1238,14 +1250,12 @@ void hub_free(hub *h)
     if (!h)
         return;
     hub_shutdown(h);
-    /* nats.c calls on_msg/on_sub_complete with closures pointing here until
-     * each subscription completed; never free the hub under them. */
-    for (int i = 0; i < 200 && atomic_load(&h->live_closures) > 0; i++)
-        usleep(10 * 1000);
-    if (atomic_load(&h->live_closures) > 0) {
-        log_warn("NATS subscriptions still completing at exit; not freeing the hub", NULL);
-        return;
-    }
+    hub_unref(h);
+}
+
+/* The last reference went: no NATS handler can run any more. */
+static void hub_destroy(hub *h)
+{
     for (op *o = h->ops_head, *n; o; o = n) {
         n = o->next;
         free(o);

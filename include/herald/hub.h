@@ -115,7 +115,10 @@ void hub_close(hub *h);
 
 /* Close, stop the worker and drop every NATS subscription (before bus_free). */
 void hub_shutdown(hub *h);
-/* Free (after bus_free, when no NATS callback can run any more). */
+/* Drop the owner's reference (after bus_free). Each NATS subscription
+ * holds one too, released when nats.c completes it: the last one frees the
+ * hub, so it is never freed under a running handler and never waited for
+ * (normally at once, as bus_free has shut nats.c down). */
 void hub_free(hub *h);
 
 #endif
