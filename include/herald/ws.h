@@ -11,7 +11,10 @@
  * Implements the herald.v1 protocol of contract §3: authentication (first
  * frame, header, cookie, query), Origin and subprotocol checks at the
  * upgrade, requests, limits, slow consumers, pings, shutdown with 1001.
- * Created and stopped by main. */
+ * In three parts: this one (ws.c) is the lws glue — contexts, threads,
+ * the acceptor, upgrades, reading and writing sessions' sockets;
+ * ws_session.h is a session and its requests; ws_limits.h the connection
+ * limits. Created and stopped by main. */
 #ifndef HERALD_WS_H
 #define HERALD_WS_H
 

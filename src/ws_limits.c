@@ -1,0 +1,187 @@
+/* ws_limits: global and per-IP WebSocket connection limits (see the header). */
+#include "herald/ws_limits.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/clock.h"
+#include "herald/netutil.h"
+
+#define IP_BUCKETS 1024
+
+/* Per-client-IP state: open sessions and the upgrade token bucket. Under
+ * ws_limits.lock; freed when idle. */
+typedef struct ip_entry {
+    char ip[64];
+    int64_t sessions;
+    double tokens;
+    int64_t refill_ms;
+    struct ip_entry *next;
+} ip_entry;
+
+struct ws_limits {
+    const hr_config *cfg;
+    pthread_mutex_t lock; /* the per-IP table */
+    ip_entry *ips[IP_BUCKETS];
+    _Atomic int64_t nsessions; /* places taken (limits.max_ws_connections) */
+};
+
+static ip_entry **ip_slot(ws_limits *w, const char *ip)
+{
+    ip_entry **pp = &w->ips[net_hash_str(ip) % IP_BUCKETS];
+    while (*pp && strcmp((*pp)->ip, ip) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+static ip_entry *ip_get(ws_limits *w, const char *ip)
+{
+    ip_entry **pp = ip_slot(w, ip);
+    if (!*pp) {
+        ip_entry *e = calloc(1, sizeof *e);
+        if (!e)
+            return NULL;
+        snprintf(e->ip, sizeof e->ip, "%s", ip);
+        e->tokens = w->cfg->ws_upgrades_per_ip.burst;
+        e->refill_ms = clock_now_ms();
+        *pp = e;
+    }
+    return *pp;
+}
+/* Drop an entry that holds no session and whose bucket is full again. */
+static void ip_maybe_free(ws_limits *w, ip_entry *e)
+{
+    const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
+    if (e->sessions > 0)
+        return;
+    if (rl->on) {
+        double t = e->tokens + (double)(clock_now_ms() - e->refill_ms) * rl->rate_per_s / 1000.0;
+        if (t < rl->burst)
+            return;
+    }
+    ip_entry **pp = ip_slot(w, e->ip);
+    *pp = e->next;
+    free(e);
+}
+/* limits.ws_upgrades_per_ip and max_ws_connections_per_ip: 0 = allowed,
+ * else the HTTP status to refuse with. */
+static unsigned ip_admit(ws_limits *w, const char *ip)
+{
+    const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
+    if (!rl->on && !w->cfg->max_ws_connections_per_ip)
+        return 0;
+    ip_entry *e = ip_get(w, ip);
+    if (!e)
+        return 503;
+    unsigned refuse = 0;
+    if (rl->on) {
+        int64_t now = clock_now_ms();
+        e->tokens += (double)(now - e->refill_ms) * rl->rate_per_s / 1000.0;
+        if (e->tokens > rl->burst)
+            e->tokens = rl->burst;
+        e->refill_ms = now;
+        if (e->tokens < 1.0)
+            refuse = 429;
+        else
+            e->tokens -= 1.0;
+    }
+    if (!refuse && w->cfg->max_ws_connections_per_ip &&
+        e->sessions >= w->cfg->max_ws_connections_per_ip)
+        refuse = 429;
+    if (refuse)
+        ip_maybe_free(w, e);
+    else
+        e->sessions++; /* its place, held from the upgrade on */
+    return refuse;
+}
+static bool per_ip_limits(const ws_limits *w)
+{
+    return w->cfg->ws_upgrades_per_ip.on || w->cfg->max_ws_connections_per_ip;
+}
+
+ws_limits *ws_limits_new(const hr_config *cfg)
+{
+    ws_limits *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->cfg = cfg;
+    pthread_mutex_init(&w->lock, NULL);
+    return w;
+}
+
+void ws_limits_free(ws_limits *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < IP_BUCKETS; i++)
+        for (ip_entry *e = w->ips[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+unsigned ws_limits_take(ws_limits *w, const char *ip, const char **why)
+{
+    int64_t max = w->cfg->max_ws_connections;
+    if (atomic_fetch_add(&w->nsessions, 1) >= max && max) {
+        atomic_fetch_sub(&w->nsessions, 1);
+        *why = "too many connections";
+        return 503;
+    }
+    unsigned over = 0;
+    if (per_ip_limits(w)) {
+        pthread_mutex_lock(&w->lock);
+        over = ip_admit(w, ip);
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (over) {
+        atomic_fetch_sub(&w->nsessions, 1);
+        *why = over == 429 ? "too many connections from this address" : "out of memory";
+    }
+    return over;
+}
+
+void ws_limits_force(ws_limits *w, const char *ip)
+{
+    if (per_ip_limits(w)) {
+        pthread_mutex_lock(&w->lock);
+        ip_entry *e = ip_get(w, ip);
+        if (e)
+            e->sessions++;
+        pthread_mutex_unlock(&w->lock);
+    }
+    atomic_fetch_add(&w->nsessions, 1);
+}
+
+/* Give back a place in the connection limits (a session ended, or an
+ * admitted upgrade never became one). */
+void ws_limits_release(ws_limits *w, const char *ip)
+{
+    if (per_ip_limits(w)) {
+        pthread_mutex_lock(&w->lock);
+        ip_entry **pp = ip_slot(w, ip);
+        if (*pp) {
+            (*pp)->sessions--;
+            ip_maybe_free(w, *pp);
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    atomic_fetch_sub(&w->nsessions, 1);
+}
+/* Free per-IP entries that hold nothing any more (refused or rate-limited
+ * clients that went away). */
+void ws_limits_sweep(ws_limits *w)
+{
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < IP_BUCKETS; i++)
+        for (ip_entry *e = w->ips[i], *n; e; e = n) {
+            n = e->next;
+            ip_maybe_free(w, e);
+        }
+    pthread_mutex_unlock(&w->lock);
+}
