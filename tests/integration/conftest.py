@@ -40,6 +40,44 @@ def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+class NatsCluster:
+    """`n` nats-server nodes routed on loopback (with JetStream when `js`),
+    each started, killed and stopped on its own."""
+
+    def __init__(self, tmp, n, js=False):
+        self.tmp, self.n, self.js = tmp, n, js
+        self.ports = [free_port() for _ in range(n)]
+        self.cports = [free_port() for _ in range(n)]
+        self.procs = [None] * n
+
+    def start(self, i, wait=True):
+        routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(self.cports) if j != i)
+        args = ["nats-server", "-a", "127.0.0.1", "-p", str(self.ports[i]),
+                "--server_name", f"n{i}", "--cluster_name", "herald-test",
+                "--cluster", f"nats://127.0.0.1:{self.cports[i]}", "--routes", routes]
+        if self.js:
+            args += ["-js", "-sd", os.path.join(self.tmp, f"js{i}")]
+        self.procs[i] = subprocess.Popen(
+            args, stdout=open(os.path.join(self.tmp, f"node{i}.log"), "ab"),
+            stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(lambda: socket.create_connection(("127.0.0.1", self.ports[i]), 0.5),
+                     what=f"node {i}")
+
+    def url(self, i):
+        return f"nats://127.0.0.1:{self.ports[i]}"
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.terminate()
+                p.wait()
+
+
 class NatsServer:
     def __init__(self, tmp):
         self.port = free_port()

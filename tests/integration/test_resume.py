@@ -4,16 +4,12 @@ duplicate; `since: "last"` snapshots; `synced`; `history_gap`. Real
 nats-server with JetStream (file storage), real herald, real clients."""
 import asyncio
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import SLACK, free_port, wait_for
+from conftest import SLACK, NatsCluster, wait_for
 from natsclient import NatsClient
 from wsclient import ENV, call, config, connect, recv, run, token
 
@@ -315,47 +311,11 @@ def test_resume_across_restart_and_replicas(make_herald, nats, nc):
     assert run(session(a, last, s3)) == s3[-1]
 
 
-class JsCluster:
-    """Three nats-server nodes with JetStream, routed on loopback."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.ports = [free_port() for _ in range(3)]
-        self.cports = [free_port() for _ in range(3)]
-        self.procs = [None] * 3
-
-    def start(self, i):
-        routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(self.cports) if j != i)
-        self.procs[i] = subprocess.Popen(
-            ["nats-server", "-js", "-sd", os.path.join(self.tmp, f"js{i}"), "-a", "127.0.0.1",
-             "-p", str(self.ports[i]), "--server_name", f"n{i}", "--cluster_name", "hr",
-             "--cluster", f"nats://127.0.0.1:{self.cports[i]}", "--routes", routes],
-            stdout=open(os.path.join(self.tmp, f"jsnode{i}.log"), "ab"),
-            stderr=subprocess.STDOUT)
-
-    def url(self, i):
-        return f"nats://127.0.0.1:{self.ports[i]}"
-
-    def kill(self, i):
-        self.procs[i].kill()
-        self.procs[i].wait()
-
-    def stop(self):
-        for p in self.procs:
-            if p and p.poll() is None:
-                p.terminate()
-                p.wait()
-
-
 def test_stream_fed_delivery_survives_losing_a_node(tmp, make_herald):
-    c = JsCluster(tmp)
+    c = NatsCluster(tmp, 3, js=True)
     for i in range(3):
         c.start(i)
     try:
-        for i in range(3):
-            wait_for(lambda: socket.create_connection(("127.0.0.1", c.ports[i]), 0.5),
-                     what=f"node {i}")
-
         def make_stream():
             n = NatsClient(c.url(0))
             try:

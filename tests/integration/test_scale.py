@@ -1,15 +1,11 @@
 """Contract §7: replicas share nothing but NATS, and a lost NATS node does
 not cost the WebSocket clients their subscriptions."""
 import asyncio
-import json
-import os
-import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import SLACK, free_port, wait_for
+from conftest import SLACK, NatsCluster, wait_for
 from wsclient import ENV, call, config, connect, nats_connect, recv, run, token
 
 
@@ -35,42 +31,8 @@ def test_two_replicas_fan_out_through_nats(make_herald, nats):
     run(go())
 
 
-class Cluster:
-    """Two nats-server nodes routed to each other on loopback."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.ports = [free_port(), free_port()]
-        self.cports = [free_port(), free_port()]
-        self.procs = [None, None]
-
-    def start(self, i):
-        other = self.cports[1 - i]
-        self.procs[i] = subprocess.Popen(
-            ["nats-server", "-a", "127.0.0.1", "-p", str(self.ports[i]),
-             "--cluster_name", "herald-test", "--cluster", f"nats://127.0.0.1:{self.cports[i]}",
-             "--routes", f"nats://127.0.0.1:{other}"],
-            stdout=open(os.path.join(self.tmp, f"node{i}.log"), "ab"),
-            stderr=subprocess.STDOUT)
-        wait_for(lambda: socket.create_connection(("127.0.0.1", self.ports[i]), 0.5),
-                 what=f"node {i}")
-
-    def url(self, i):
-        return f"nats://127.0.0.1:{self.ports[i]}"
-
-    def kill(self, i):
-        self.procs[i].kill()
-        self.procs[i].wait()
-
-    def stop(self):
-        for p in self.procs:
-            if p and p.poll() is None:
-                p.terminate()
-                p.wait()
-
-
 def test_losing_a_nats_node_keeps_clients_subscribed(tmp, make_herald):
-    c = Cluster(tmp)
+    c = NatsCluster(tmp, 2)
     c.start(0)
     c.start(1)
     try:
