@@ -35,27 +35,8 @@ QBYTES=${HERALD_MAX_QUEUE_BYTES:-8388608}
 export HERALD_MAX_QUEUE_BYTES=$QBYTES
 NURL="nats://127.0.0.1:$NATS_PORT"
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-make -s -C "$BENCH" wsload wsreplay jsfill jsread >/dev/null || { echo "build of bench tools failed" >&2; exit 1; }
-RUN=$(mktemp -d /tmp/replay-bench.XXXXXX)
-STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-mkdir -p "$BENCH/results"
-OUT="$BENCH/results/replay-$STAMP.md"
-RAW="$RUN/results.txt"
-: >"$RAW"
-PIDS=()
-NOTES=()
-
-log() { printf '[replay] %s\n' "$*" >&2; }
-note() { NOTES+=("$*"); log "NOTE: $*"; }
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-  PIDS=()
-}
-trap 'cleanup; exit 130' INT TERM
-trap cleanup EXIT
+. "$BENCH/lib.sh"
+bench_init replay-bench replay- wsload wsreplay jsfill jsread
 
 kv() { # key line -> value
   awk -v k="$1" '{ for (i=1;i<=NF;i++) { split($i,a,"="); if (a[1]==k) { print a[2]; exit } } }' <<<"$2"

@@ -18,39 +18,14 @@ export HERALD_WS_PORT=${HERALD_WS_PORT:-24081} HERALD_HTTP_PORT=${HERALD_HTTP_PO
 export NCHAN_PORT=${NCHAN_PORT:-24090}
 
 # File descriptors: 10,000 connections need > 10,000 fds on each side.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. "$BENCH/lib.sh"
+bench_init ws-fanout "" wsload
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((CD + 200)) ]; then
   echo "ulimit -n is $(ulimit -n) (< $CD + 200): lowering CLIENTS_D" >&2
   CD=$(( $(ulimit -n) - 500 ))
 fi
 
-make -s -C "$BENCH" wsload >/dev/null || { echo "build of wsload failed" >&2; exit 1; }
-RUN=$(mktemp -d /tmp/ws-fanout.XXXXXX)
-STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-mkdir -p "$BENCH/results"
-OUT="$BENCH/results/$STAMP.md"
-RAW="$RUN/results.txt"
-: >"$RAW"
-PIDS=()
-NOTES=()
 
-log() { printf '[ws-fanout] %s\n' "$*" >&2; }
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-  PIDS=()
-}
-trap 'cleanup; exit 130' INT TERM
-trap cleanup EXIT
-
-cpu_ticks() { # sum utime+stime of comma-separated pids
-  local t=0 p
-  for p in ${1//,/ }; do
-    [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat)))
-  done
-  echo $t
-}
 
 start_target() { # target -> sets SERVER_PIDS, WS_PORT, PUB_PORT, ALIVE_PID
   local t=$1 d="$RUN/$1"

@@ -32,40 +32,15 @@ CMD="$ENVS${CMD% }"
 # File descriptors: the largest C run needs > clients fds on each side.
 CMAX=$CA
 for c in $CCS; do [ "$c" -gt "$CMAX" ] && CMAX=$c; done
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. "$BENCH/lib.sh"
+bench_init ws-threads ws-threads- wsload
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((CMAX + 200)) ]; then
   echo "ulimit -n is $(ulimit -n) (< $CMAX + 200): cannot run $CMAX clients" >&2
   exit 1
 fi
 
-make -s -C "$BENCH" wsload >/dev/null || { echo "build of wsload failed" >&2; exit 1; }
-RUN=$(mktemp -d /tmp/ws-threads.XXXXXX)
-STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-mkdir -p "$BENCH/results"
-OUT="$BENCH/results/ws-threads-$STAMP.md"
-RAW="$RUN/results.txt"
-: >"$RAW"
-PIDS=()
-NOTES=()
 HZ=$(getconf CLK_TCK)
 
-log() { printf '[ws-threads] %s\n' "$*" >&2; }
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-  PIDS=()
-}
-trap 'cleanup; exit 130' INT TERM
-trap cleanup EXIT
-
-cpu_ticks() { # sum utime+stime of comma-separated pids
-  local t=0 p
-  for p in ${1//,/ }; do
-    [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat)))
-  done
-  echo $t
-}
 task_ticks() { # pid -> "tid ticks" per thread
   local f
   for f in /proc/$1/task/*/stat; do
