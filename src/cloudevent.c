@@ -9,7 +9,8 @@
 #include <strings.h>
 #include <jansson.h>
 
-#include "herald/webhook_verify.h"
+#include "herald/encoding.h"
+#include "herald/jsontext.h"
 
 void ce_binary_clear(ce_binary *b)
 {
@@ -50,22 +51,18 @@ static bool text_ok(const char *s, size_t n)
 /* Attribute value as text (owned), or NULL with a reason. */
 static char *attr_text(const json_t *v, const char **why)
 {
-    char buf[64];
-    if (json_is_string(v)) {
-        if (!text_ok(json_string_value(v), json_string_length(v))) {
-            *why = "control character in an attribute value";
-            return NULL;
-        }
-        return strdup(json_string_value(v));
+    char buf[JT_INT_TEXT_MAX];
+    const char *t;
+    size_t n;
+    if (!jt_scalar_text(v, buf, &t, &n)) {
+        *why = "attribute values must be strings, integers or booleans";
+        return NULL;
     }
-    if (json_is_integer(v)) {
-        snprintf(buf, sizeof buf, "%" PRId64, (int64_t)json_integer_value(v));
-        return strdup(buf);
+    if (!text_ok(t, n)) {
+        *why = "control character in an attribute value";
+        return NULL;
     }
-    if (json_is_boolean(v))
-        return strdup(json_is_true(v) ? "true" : "false");
-    *why = "attribute values must be strings, integers or booleans";
-    return NULL;
+    return strndup(t, n);
 }
 
 static bool is_json_type(const char *ct)
@@ -157,11 +154,11 @@ hr_status ce_from_structured(const char *body, size_t len, ce_binary *out, char 
         if (!json_is_string(data64))
             FAIL("data_base64 must be a string");
         size_t l64 = json_string_length(data64);
-        size_t cap = wv_base64_decoded_max(l64) + 1;
+        size_t cap = enc_base64_decoded_max(l64) + 1;
         out->data = malloc(cap);
         if (!out->data)
             FAIL("out of memory");
-        if (!wv_base64_decode(json_string_value(data64), l64, out->data, cap, &out->len))
+        if (!enc_base64_decode(json_string_value(data64), l64, out->data, cap, &out->len))
             FAIL("data_base64 is not valid base64");
     } else if (data && !json_is_null(data)) {
         if (json_is_string(data) && !is_json_type(out->content_type)) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "herald/utf8.h"
-#include "herald/webhook_verify.h"
+#include "herald/encoding.h"
 
 frame *frame_new(size_t len)
 {
@@ -301,7 +301,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     if (mode == AS_B64) {
         ok = ok && PUTS(",\"data_b64\":\"");
         if (ok) {
-            pos += wv_base64_encode(payload, plen, out + pos);
+            pos += enc_base64_encode(payload, plen, out + pos);
             ok = PUTS("\"");
         }
     } else {

@@ -24,6 +24,7 @@
 #include "herald/perms.h"
 #include "herald/whreplay.h"
 #include "herald/subject.h"
+#include "herald/crypto.h"
 #include "herald/webhook_verify.h"
 #include "herald/whtmpl.h"
 
@@ -186,9 +187,9 @@ static void ce_digest_id(const ce_binary *ce, char out[65])
     size_t sl = strlen(source), il = ce->id ? strlen(ce->id) : 0;
     char *buf = malloc(sl + il + 2);
     if (!buf ||
-        !wv_sha256_hex(
+        !hc_sha256_hex(
             buf, (size_t)snprintf(buf, sl + il + 2, "%s\n%s", source, ce->id ? ce->id : ""), out))
-        ingest_uuid(out);
+        hc_uuid4(out);
     free(buf);
 }
 
@@ -519,7 +520,7 @@ static bool delivery_id(hi_req *q, const json_t *doc)
     if (id_ok(id))
         snprintf(q->id, sizeof q->id, "%s", id);
     else
-        ingest_uuid(q->id);
+        hc_uuid4(q->id);
     return true;
 }
 
@@ -535,7 +536,7 @@ static bool replay_key(hi_req *q, const unsigned char *body)
         return false;
     memcpy(buf, q->src->conf->name, nl + 1);
     memcpy(buf + nl + 1, d, WV_SHA256_LEN);
-    return wv_sha256(buf, nl + 1 + WV_SHA256_LEN, q->replay_key);
+    return hc_sha256(buf, nl + 1 + WV_SHA256_LEN, q->replay_key);
 }
 
 static enum MHD_Result webhook_final(hi_req *q, int *status)
@@ -842,12 +843,12 @@ static const char *authenticate(hi_req *q)
     }
     if (key) {
         size_t kl = strlen(key);
-        char hex[WV_SHA256_HEX_LEN + 1];
-        if (kl == 0 || kl > MAX_API_KEY || !wv_sha256_hex(key, kl, hex))
+        char hex[HC_SHA256_HEX_LEN + 1];
+        if (kl == 0 || kl > MAX_API_KEY || !hc_sha256_hex(key, kl, hex))
             return "the API key is not valid";
         const hr_api_key *match = NULL;
         for (size_t i = 0; i < h->cfg->napi_keys; i++) /* no early exit */
-            if (wv_ct_equal(hex, h->cfg->api_keys[i].sha256, WV_SHA256_HEX_LEN) && !match)
+            if (hc_ct_equal(hex, h->cfg->api_keys[i].sha256, HC_SHA256_HEX_LEN) && !match)
                 match = &h->cfg->api_keys[i];
         if (!match)
             return "the API key is not valid";
@@ -901,7 +902,7 @@ static enum MHD_Result publish_final(hi_req *q, int *status)
         if (id_ok(idem))
             snprintf(q->id, sizeof q->id, "%s", idem);
         else
-            ingest_uuid(q->id);
+            hc_uuid4(q->id);
         ns = natsMsg_Create(&msg, q->subject, NULL, q->buf ? q->buf : "", (int)q->len);
         if (ns == NATS_OK)
             ns = set_header(msg, "Content-Type", ctype);

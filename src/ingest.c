@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
 #include "herald/log.h"
 #include "herald/netutil.h"
@@ -104,20 +103,6 @@ struct ingest {
     size_t nwatches;
     metrics_family *m_dup_window;
 };
-
-void ingest_uuid(char out[37])
-{
-    unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
-        for (size_t i = 0; i < sizeof b; i++)
-            b[i] = (unsigned char)rand();
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
 
 static size_t ptr_bucket(const void *p)
 {

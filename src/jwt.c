@@ -23,6 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "herald/encoding.h"
+
 #define PEM_FILE_MAX_BYTES  (64 * 1024)
 #define DEFAULT_ROLES_CLAIM "roles"
 
@@ -363,66 +365,17 @@ void hjwt_verifier_free(hjwt_verifier *v)
 
 /* ---- verification ---------------------------------------------------- */
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Strict unpadded base64url: alphabet only, no length of 1 mod 4, and zero
- * unused trailing bits. Returns a malloc'd buffer (caller frees) or NULL with
- * *nomem telling allocation failure from bad input. */
-static unsigned char *b64url_decode(const char *s, size_t n, size_t *outlen, bool *nomem)
-{
-    *nomem = false;
-    if (n % 4 == 1)
-        return NULL;
-    unsigned char *out = malloc(n / 4 * 3 + 3);
-    if (out == NULL) {
-        *nomem = true;
-        return NULL;
-    }
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int val = b64url_value((unsigned char)s[i]);
-        if (val < 0)
-            goto bad;
-        acc = (acc << 6) | (uint32_t)val;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        goto bad;
-    *outlen = o;
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
 /* Decodes one segment into a JSON object, rejecting duplicate keys. */
 static hjwt_result decode_json_object(const char *seg, size_t n, json_t **out)
 {
-    bool nomem;
-    size_t blen = 0;
-    unsigned char *bytes = b64url_decode(seg, n, &blen, &nomem);
+    size_t blen = 0, cap = enc_base64_decoded_max(n);
+    unsigned char *bytes = malloc(cap);
     if (bytes == NULL)
-        return nomem ? HJWT_INTERNAL : HJWT_MALFORMED;
+        return HJWT_INTERNAL;
+    if (!enc_base64url_decode(seg, n, bytes, cap, &blen)) {
+        free(bytes);
+        return HJWT_MALFORMED;
+    }
     json_error_t e;
     json_t *j = json_loadb((const char *)bytes, blen, JSON_REJECT_DUPLICATES, &e);
     free(bytes);
@@ -629,7 +582,7 @@ static hjwt_result check_claims(const hjwt_verifier *v, const json_t *claims, in
 
 static bool is_token_char(unsigned char c)
 {
-    return c == '.' || b64url_value(c) >= 0;
+    return c == '.' || enc_base64url_char(c);
 }
 
 hjwt_result hjwt_verify(const hjwt_verifier *v, const char *token, size_t len, int64_t now,

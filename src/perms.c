@@ -5,6 +5,7 @@
  * and never allocate.
  * Pure: no I/O, no globals. */
 #include "herald/perms.h"
+#include "herald/jsontext.h"
 #include "herald/subject.h"
 
 #include <inttypes.h>
@@ -436,29 +437,11 @@ static const json_t *claim_lookup(const json_t *claims, const char *path, size_t
     return cur;
 }
 
-/* The text of a claim used as a placeholder value: string, integer or
- * boolean, and subject_placeholder_value_valid. `buf` holds number text. */
-static bool claim_text(const json_t *v, char *buf, size_t bufsz, const char **out, size_t *outlen)
+/* The text of a claim used as a placeholder value (jsontext's scalar rule),
+ * if it is a valid placeholder value. `buf` holds number text. */
+static bool claim_text(const json_t *v, char buf[JT_INT_TEXT_MAX], const char **out, size_t *outlen)
 {
-    if (json_is_string(v)) {
-        *out = json_string_value(v);
-        *outlen = json_string_length(v);
-    } else if (json_is_integer(v)) {
-        int n = snprintf(buf, bufsz, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        if (n < 0 || (size_t)n >= bufsz)
-            return false;
-        *out = buf;
-        *outlen = (size_t)n;
-    } else if (json_is_true(v)) {
-        *out = "true";
-        *outlen = 4;
-    } else if (json_is_false(v)) {
-        *out = "false";
-        *outlen = 5;
-    } else {
-        return false; /* null, real, object, array */
-    }
-    return subject_placeholder_value_valid(*out, *outlen);
+    return jt_scalar_text(v, buf, out, outlen) && subject_placeholder_value_valid(*out, *outlen);
 }
 
 /* Expand one template onto tb. Returns false if it matches nothing (then
@@ -470,10 +453,10 @@ static bool tpl_expand(const tpl *t, const json_t *claims, textbuf *tb, bool *no
         const tpl_seg *sg = &t->segs[i];
         const char *s = sg->text;
         size_t n = sg->len;
-        char num[32];
+        char num[JT_INT_TEXT_MAX];
         if (sg->claim) {
             const json_t *v = claims ? claim_lookup(claims, sg->text, sg->len) : NULL;
-            if (!v || !claim_text(v, num, sizeof num, &s, &n))
+            if (!v || !claim_text(v, num, &s, &n))
                 goto drop;
         }
         if (!tb_append(tb, s, n)) {

@@ -1,9 +1,9 @@
 /* ratelimit: per-key token buckets in a hash table with an LRU list. */
 #include "herald/ratelimit.h"
 #include "herald/netutil.h"
+#include "herald/tbucket.h"
 
 #include <arpa/inet.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,15 +14,13 @@
 
 typedef struct ent {
     char *key;
-    double tokens;
-    int64_t last_ms;
+    tbucket b;
     struct ent *next;                /* hash chain */
     struct ent *lru_prev, *lru_next; /* most recently used at the head */
 } ent;
 
 struct rl_table {
-    double rate; /* tokens per ms */
-    double burst;
+    tbucket_rate rate;
     size_t max_keys;
     pthread_mutex_t mu;
     ent *tab[BUCKETS];
@@ -37,8 +35,7 @@ rl_table *rl_new_sized(double rate_per_s, int burst, size_t max_keys)
     rl_table *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->rate = rate_per_s / 1000.0;
-    t->burst = burst;
+    t->rate = (tbucket_rate){rate_per_s, burst};
     t->max_keys = max_keys;
     pthread_mutex_init(&t->mu, NULL);
     return t;
@@ -47,14 +44,6 @@ rl_table *rl_new_sized(double rate_per_s, int burst, size_t max_keys)
 rl_table *rl_new(double rate_per_s, int burst)
 {
     return rl_new_sized(rate_per_s, burst, RL_MAX_KEYS);
-}
-
-static void refill(const rl_table *t, ent *e, int64_t now_ms)
-{
-    if (now_ms > e->last_ms) {
-        e->tokens = fmin(t->burst, e->tokens + (double)(now_ms - e->last_ms) * t->rate);
-        e->last_ms = now_ms;
-    }
 }
 
 static size_t hash(const char *s)
@@ -121,22 +110,15 @@ bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)
             pthread_mutex_unlock(&t->mu);
             return true; /* fail open on allocation failure: never refuse for our own fault */
         }
-        e->tokens = t->burst;
-        e->last_ms = now_ms;
+        tbucket_init(&e->b, &t->rate, now_ms);
         e->next = t->tab[b];
         t->tab[b] = e;
         t->n++;
     }
     lru_push_front(t, e);
-    refill(t, e, now_ms);
-    bool ok = e->tokens >= 1.0;
-    if (ok) {
-        e->tokens -= 1.0;
-    } else if (retry_after_s) {
-        double ms = (1.0 - e->tokens) / t->rate;
-        int s = (int)ceil(ms / 1000.0);
-        *retry_after_s = s < 1 ? 1 : s;
-    }
+    bool ok = tbucket_take(&e->b, &t->rate, now_ms);
+    if (!ok && retry_after_s)
+        *retry_after_s = tbucket_retry_after_s(&e->b, &t->rate);
     pthread_mutex_unlock(&t->mu);
     return ok;
 }

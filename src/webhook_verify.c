@@ -10,11 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/params.h>
+#include <openssl/crypto.h> /* OPENSSL_malloc / clear_free for keys */
+
+#include "herald/crypto.h"
+#include "herald/encoding.h"
 
 struct wv_config {
     wv_scheme scheme;
@@ -27,154 +26,9 @@ struct wv_config {
     size_t key_lens[WV_MAX_SECRETS];         /* byte length of each key */
     size_t n_digests;                        /* bearer: accepted token digests */
     unsigned char (*digests)[WV_SHA256_LEN]; /* bearer: SHA-256 of each accepted token */
-    EVP_MAC *mac;                            /* HMAC implementation, fetched once */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static const char HEX_DIGITS[] = "0123456789abcdef";
-
-void wv_hex_encode(const unsigned char *in, size_t len, char *out)
-{
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = HEX_DIGITS[in[i] >> 4];
-        out[2 * i + 1] = HEX_DIGITS[in[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-}
-
-static int hex_value(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-bool wv_hex_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen)
-{
-    if (len % 2 != 0 || len / 2 > outcap)
-        return false;
-    for (size_t i = 0; i < len; i += 2) {
-        int hi = hex_value((unsigned char)in[i]);
-        int lo = hex_value((unsigned char)in[i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i / 2] = (unsigned char)(hi << 4 | lo);
-    }
-    *outlen = len / 2;
-    return true;
-}
-
-size_t wv_base64_encoded_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-
-size_t wv_base64_encode(const unsigned char *in, size_t len, char *out)
-{
-    /* EVP_EncodeBlock takes an int length; encode in chunks of a multiple of 3. */
-    const size_t chunk = 3u << 20;
-    size_t written = 0;
-    out[0] = '\0';
-    while (len > 0) {
-        size_t n = len < chunk ? len : chunk;
-        written += (size_t)EVP_EncodeBlock((unsigned char *)out + written, in, (int)n);
-        in += n;
-        len -= n;
-    }
-    return written;
-}
-
-size_t wv_base64_decoded_max(size_t len)
-{
-    return len / 4 * 3 + 3;
-}
-
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
-
-/* Own decoder rather than EVP_DecodeBlock: that one returns the padded length,
- * refuses unpadded input and skips surrounding whitespace (STACK-NOTES §8). */
-bool wv_base64_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen)
-{
-    size_t pad = 0;
-    while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
-        pad++;
-    size_t data_len = len - pad;
-    if (pad > 0 && len % 4 != 0)
-        return false; /* padding must complete a 4-character group */
-    if (data_len % 4 == 1)
-        return false; /* a lone 6-bit character cannot encode a byte */
-    size_t n = data_len / 4 * 3 + (data_len % 4 == 0 ? 0 : data_len % 4 - 1);
-    if (n > outcap)
-        return false;
-
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < data_len; i++) {
-        int v = b64_value((unsigned char)in[i]);
-        if (v < 0)
-            return false; /* includes '=' before the trailing padding */
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    *outlen = o;
-    return true;
-}
-
-bool wv_sha256(const void *data, size_t len, unsigned char out[WV_SHA256_LEN])
-{
-    unsigned int n = 0;
-    static const unsigned char empty = 0;
-    return EVP_Digest(len ? data : &empty, len, out, &n, EVP_sha256(), NULL) == 1 &&
-           n == WV_SHA256_LEN;
-}
-
-bool wv_sha256_hex(const void *data, size_t len, char out[WV_SHA256_HEX_LEN + 1])
-{
-    unsigned char d[WV_SHA256_LEN];
-    if (!wv_sha256(data, len, d))
-        return false;
-    wv_hex_encode(d, sizeof d, out);
-    return true;
-}
-
-bool wv_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
-                    unsigned char out[WV_SHA256_LEN])
-{
-    static const unsigned char empty = 0;
-    unsigned int n = 0;
-    return HMAC(EVP_sha256(), klen ? key : &empty, (int)klen,
-                len ? (const unsigned char *)data : &empty, len, out, &n) != NULL &&
-           n == WV_SHA256_LEN;
-}
-
-bool wv_ct_equal(const void *a, const void *b, size_t n)
-{
-    return CRYPTO_memcmp(a, b, n) == 0;
-}
 
 bool wv_parse_timestamp(const char *s, size_t len, int64_t *out)
 {
@@ -362,8 +216,8 @@ static wv_result read_hmac(const wv_config *c, wv_header_fn h, void *hctx, signe
 static bool decode_sig(const char *p, size_t n, wv_encoding enc, unsigned char out[WV_SHA256_LEN])
 {
     size_t got = 0;
-    bool ok = enc == WV_ENC_HEX ? wv_hex_decode(p, n, out, WV_SHA256_LEN, &got)
-                                : wv_base64_decode(p, n, out, WV_SHA256_LEN, &got);
+    bool ok = enc == WV_ENC_HEX ? enc_hex_decode(p, n, out, WV_SHA256_LEN, &got)
+                                : enc_base64_decode(p, n, out, WV_SHA256_LEN, &got);
     return ok && got == WV_SHA256_LEN;
 }
 
@@ -386,7 +240,7 @@ static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256
             if (decode_sig(p + tag_len, n - tag_len, s->enc, sig)) {
                 found++;
                 for (size_t k = 0; k < n_macs; k++)
-                    matched |= CRYPTO_memcmp(sig, macs[k], WV_SHA256_LEN) == 0;
+                    matched |= hc_ct_equal(sig, macs[k], WV_SHA256_LEN);
             } else if (!s->sep) {
                 FAIL(WV_MALFORMED, "signature does not decode to 32 bytes");
             }
@@ -404,23 +258,16 @@ static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256
     return WV_OK;
 }
 
-/* HMAC-SHA256 over pre[0..n) then body, reusing ctx for each key. */
-static bool mac_parts(EVP_MAC_CTX *ctx, const unsigned char *key, size_t klen, const signed_req *s,
+/* HMAC-SHA256 over pre[0..n) then body, reusing m for each key. */
+static bool mac_parts(hc_hmac *m, const unsigned char *key, size_t klen, const signed_req *s,
                       const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN])
 {
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_end(),
-    };
-    size_t outlen = 0;
-    if (EVP_MAC_init(ctx, key, klen, params) != 1)
+    if (!hc_hmac_init(m, key, klen))
         return false;
     for (size_t i = 0; i < s->n_pre; i++)
-        if (s->pre[i].len > 0 && EVP_MAC_update(ctx, s->pre[i].data, s->pre[i].len) != 1)
+        if (!hc_hmac_update(m, s->pre[i].data, s->pre[i].len))
             return false;
-    if (len > 0 && EVP_MAC_update(ctx, body, len) != 1)
-        return false;
-    return EVP_MAC_final(ctx, out, &outlen, WV_SHA256_LEN) == 1 && outlen == WV_SHA256_LEN;
+    return hc_hmac_update(m, body, len) && hc_hmac_final(m, out);
 }
 
 static wv_result verify_hmac(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
@@ -433,20 +280,20 @@ static wv_result verify_hmac(const wv_config *c, read_fn read, wv_header_fn h, v
         return r;
 
     unsigned char macs[WV_MAX_SECRETS][WV_SHA256_LEN];
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(c->mac);
-    if (!ctx)
-        FAIL(WV_ERROR, "EVP_MAC_CTX_new failed");
+    hc_hmac *m = hc_hmac_new();
+    if (!m)
+        FAIL(WV_ERROR, "hc_hmac_new failed");
     bool ok = true;
     for (size_t k = 0; k < c->n_keys && ok; k++)
-        ok = mac_parts(ctx, c->keys[k], c->key_lens[k], &s, body, len, macs[k]);
-    EVP_MAC_CTX_free(ctx);
+        ok = mac_parts(m, c->keys[k], c->key_lens[k], &s, body, len, macs[k]);
+    hc_hmac_free(m);
     if (!ok) {
-        OPENSSL_cleanse(macs, sizeof macs);
+        hc_wipe(macs, sizeof macs);
         FAIL(WV_ERROR, "HMAC computation failed");
     }
 
     r = match_sigs(&s, macs, c->n_keys, detail);
-    OPENSSL_cleanse(macs, sizeof macs);
+    hc_wipe(macs, sizeof macs);
     if (r != WV_OK)
         return r;
     if (s.has_ts && !wv_timestamp_fresh(s.ts, now, c->tolerance_s))
@@ -479,7 +326,7 @@ static wv_result verify_bearer(const wv_config *c, read_fn read, wv_header_fn h,
             FAIL(WV_MALFORMED, "Bearer token has a space or control character");
 
     unsigned char d[WV_SHA256_LEN];
-    if (!wv_sha256(tok, n, d))
+    if (!hc_sha256(tok, n, d))
         FAIL(WV_ERROR, "SHA-256 failed");
     int matched = 0;
     for (size_t k = 0; k < c->n_digests; k++)
@@ -550,14 +397,12 @@ bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
     signed_req s = {0};
     if (!ops->read || ops->read(c, get_header, hctx, &s, &ignored) != WV_OK)
         return false;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    hc_hash *md = hc_hash_new();
+    bool ok = md != NULL;
     for (size_t i = 0; ok && i < s.n_pre; i++)
-        ok = EVP_DigestUpdate(md, s.pre[i].data, s.pre[i].len) == 1;
-    unsigned int n = 0;
-    ok = ok && (len == 0 || EVP_DigestUpdate(md, body, len) == 1) &&
-         EVP_DigestFinal_ex(md, out, &n) == 1 && n == WV_SHA256_LEN;
-    EVP_MD_CTX_free(md);
+        ok = hc_hash_update(md, s.pre[i].data, s.pre[i].len);
+    ok = ok && hc_hash_update(md, body, len) && hc_hash_final(md, out);
+    hc_hash_free(md);
     return ok;
 }
 
@@ -605,7 +450,6 @@ void wv_config_free(wv_config *c)
         OPENSSL_clear_free(c->digests, c->n_digests * sizeof c->digests[0]);
     free(c->header);
     free(c->prefix);
-    EVP_MAC_free(c->mac);
     free(c);
 }
 
@@ -657,11 +501,11 @@ static hr_status add_key(wv_config *c, key_kind kind, const wv_bytes *sec, size_
             b64 += 6;
             n -= 6;
         }
-        cap = wv_base64_decoded_max(n);
+        cap = enc_base64_decoded_max(n);
         key = OPENSSL_malloc(cap);
         if (!key)
             return HR_ERR_NOMEM;
-        if (!wv_base64_decode(b64, n, key, cap, &klen))
+        if (!enc_base64_decode(b64, n, key, cap, &klen))
             CONFIG_ERR("verify.secrets_env[%zu]: not valid base64", i);
         if (klen == 0)
             CONFIG_ERR("verify.secrets_env[%zu]: empty key after whsec_", i);
@@ -751,22 +595,24 @@ hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t e
         for (size_t i = 0; i < p->n_tokens_sha256; i++) {
             const char *hex = p->tokens_sha256[i];
             size_t got = 0;
-            if (!hex || strlen(hex) != WV_SHA256_HEX_LEN ||
-                !wv_hex_decode(hex, WV_SHA256_HEX_LEN, c->digests[i], WV_SHA256_LEN, &got))
+            if (!hex || strlen(hex) != HC_SHA256_HEX_LEN ||
+                !enc_hex_decode(hex, HC_SHA256_HEX_LEN, c->digests[i], WV_SHA256_LEN, &got))
                 CONFIG_ERR("verify.tokens_sha256[%zu]: not a 64-digit hex SHA-256 digest", i);
         }
         for (size_t i = 0; i < p->n_tokens; i++) {
             const wv_bytes *t = &p->tokens[i];
             if (!t->data || t->len == 0)
                 CONFIG_ERR("verify.tokens_env[%zu]: empty", i);
-            if (!wv_sha256(t->data, t->len, c->digests[p->n_tokens_sha256 + i])) {
+            if (!hc_sha256(t->data, t->len, c->digests[p->n_tokens_sha256 + i])) {
                 st = HR_ERR_INVALID;
                 goto fail;
             }
         }
     } else {
-        c->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-        if (!c->mac) {
+        hc_hmac *probe = hc_hmac_new(); /* fail at startup, not per request */
+        bool have_hmac = probe != NULL;
+        hc_hmac_free(probe);
+        if (!have_hmac) {
             st = HR_ERR_INVALID;
             if (err && errsz)
                 snprintf(err, errsz, "verify: libcrypto has no HMAC");

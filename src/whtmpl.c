@@ -1,12 +1,12 @@
-/* whtmpl: webhook templates and JSON pointers. Pure: no I/O, no globals. */
+/* whtmpl: webhook templates. Pure: no I/O, no globals. */
 #include "herald/whtmpl.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/jsontext.h"
 #include "herald/subject.h"
 
 typedef enum { P_LITERAL = 0, P_SOURCE, P_HEADER, P_JSON } part_kind;
@@ -114,78 +114,6 @@ bool whtmpl_needs_json(const whtmpl *t)
     return t && t->needs_json;
 }
 
-/* ---- JSON pointer ---------------------------------------------------------- */
-
-const json_t *json_pointer_get(const json_t *doc, const char *ptr)
-{
-    if (!doc || !ptr)
-        return NULL;
-    if (*ptr == '\0')
-        return doc;
-    if (*ptr != '/')
-        return NULL;
-    const json_t *cur = doc;
-    const char *p = ptr;
-    char tok[1024];
-    while (cur && *p == '/') {
-        p++;
-        size_t n = 0;
-        for (; *p && *p != '/'; p++) {
-            char ch = *p;
-            if (ch == '~') {
-                if (p[1] == '0')
-                    ch = '~';
-                else if (p[1] == '1')
-                    ch = '/';
-                else
-                    return NULL; /* invalid escape */
-                p++;
-            }
-            if (n + 1 >= sizeof tok)
-                return NULL;
-            tok[n++] = ch;
-        }
-        tok[n] = '\0';
-        if (json_is_object(cur)) {
-            cur = json_object_getn(cur, tok, n);
-        } else if (json_is_array(cur)) {
-            if (n == 0 || (n > 1 && tok[0] == '0') || n > 18)
-                return NULL;
-            size_t idx = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (!isdigit((unsigned char)tok[i]))
-                    return NULL;
-                idx = idx * 10 + (size_t)(tok[i] - '0');
-            }
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
-        }
-    }
-    return cur;
-}
-
-int json_scalar_text(const json_t *v, char *buf, size_t cap)
-{
-    int n;
-    if (json_is_string(v)) {
-        size_t len = json_string_length(v);
-        if (len + 1 > cap || memchr(json_string_value(v), '\0', len))
-            return -1;
-        memcpy(buf, json_string_value(v), len + 1);
-        return (int)len;
-    }
-    if (json_is_integer(v))
-        n = snprintf(buf, cap, "%" PRId64, (int64_t)json_integer_value(v));
-    else if (json_is_true(v))
-        n = snprintf(buf, cap, "true");
-    else if (json_is_false(v))
-        n = snprintf(buf, cap, "false");
-    else
-        return -1;
-    return n < 0 || (size_t)n >= cap ? -1 : n;
-}
-
 /* ---- rendering ------------------------------------------------------------- */
 
 /* Is v (a {+...} value) a '.'-separated list of 1..16 placeholder values? */
@@ -231,11 +159,9 @@ static whtmpl_result render(const whtmpl *t, const char *source, whtmpl_header_f
             vlen = strlen(v);
             break;
         case P_JSON: {
-            int k = json_scalar_text(json_pointer_get(body, pt->text), val, sizeof val);
-            if (k < 0)
+            if (!jt_scalar_text(jt_pointer_get(body, pt->text), val, &v, &vlen) ||
+                vlen + 1 > sizeof val || memchr(v, '\0', vlen))
                 return WHT_UNRESOLVED;
-            v = val;
-            vlen = (size_t)k;
             break;
         }
         }

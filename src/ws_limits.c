@@ -10,6 +10,7 @@
 
 #include "herald/clock.h"
 #include "herald/netutil.h"
+#include "herald/tbucket.h"
 
 #define IP_BUCKETS 1024
 
@@ -18,8 +19,7 @@
 typedef struct ip_entry {
     char ip[64];
     int64_t sessions;
-    double tokens;
-    int64_t refill_ms;
+    tbucket bucket; /* limits.ws_upgrades_per_ip */
     struct ip_entry *next;
 } ip_entry;
 
@@ -39,14 +39,14 @@ static ip_entry **ip_slot(ws_limits *w, const char *ip)
 }
 static ip_entry *ip_get(ws_limits *w, const char *ip)
 {
+    const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
     ip_entry **pp = ip_slot(w, ip);
     if (!*pp) {
         ip_entry *e = calloc(1, sizeof *e);
         if (!e)
             return NULL;
         snprintf(e->ip, sizeof e->ip, "%s", ip);
-        e->tokens = w->cfg->ws_upgrades_per_ip.burst;
-        e->refill_ms = clock_now_ms();
+        tbucket_init(&e->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms());
         *pp = e;
     }
     return *pp;
@@ -57,11 +57,9 @@ static void ip_maybe_free(ws_limits *w, ip_entry *e)
     const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
     if (e->sessions > 0)
         return;
-    if (rl->on) {
-        double t = e->tokens + (double)(clock_now_ms() - e->refill_ms) * rl->rate_per_s / 1000.0;
-        if (t < rl->burst)
-            return;
-    }
+    if (rl->on &&
+        !tbucket_full(&e->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms()))
+        return;
     ip_entry **pp = ip_slot(w, e->ip);
     *pp = e->next;
     free(e);
@@ -77,17 +75,9 @@ static unsigned ip_admit(ws_limits *w, const char *ip)
     if (!e)
         return 503;
     unsigned refuse = 0;
-    if (rl->on) {
-        int64_t now = clock_now_ms();
-        e->tokens += (double)(now - e->refill_ms) * rl->rate_per_s / 1000.0;
-        if (e->tokens > rl->burst)
-            e->tokens = rl->burst;
-        e->refill_ms = now;
-        if (e->tokens < 1.0)
-            refuse = 429;
-        else
-            e->tokens -= 1.0;
-    }
+    if (rl->on &&
+        !tbucket_take(&e->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms()))
+        refuse = 429;
     if (!refuse && w->cfg->max_ws_connections_per_ip &&
         e->sessions >= w->cfg->max_ws_connections_per_ip)
         refuse = 429;

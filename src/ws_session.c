@@ -529,13 +529,7 @@ static bool rate_ok(session *s, const char *id)
     const hr_rate *rl = &s->env->cfg->ws_messages_per_session;
     if (!rl->on)
         return true;
-    int64_t now = clock_now_ms();
-    s->tokens += (double)(now - s->refill_ms) * rl->rate_per_s / 1000.0;
-    if (s->tokens > rl->burst)
-        s->tokens = rl->burst;
-    s->refill_ms = now;
-    if (s->tokens >= 1.0) {
-        s->tokens -= 1.0;
+    if (tbucket_take(&s->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms())) {
         s->strikes = 0;
         return true;
     }
@@ -609,8 +603,8 @@ void session_init(session *s, ws_env *env, hub_shard *shard, struct lws *wsi, vo
              (unsigned long long)((atomic_fetch_add(&env->next_session, 1) + 1) & 0xffffff));
     snprintf(s->ip, sizeof s->ip, "%s", ip);
     metrics_add(env->m_sessions, 1);
-    s->tokens = env->cfg->ws_messages_per_session.burst;
-    s->refill_ms = clock_now_ms();
+    const hr_rate *rl = &env->cfg->ws_messages_per_session;
+    tbucket_init(&s->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms());
     s->next_ping = clock_now_ms() + (int64_t)env->cfg->ws_ping_interval_s * 1000;
 }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "herald/webhook_verify.h"
+#include "herald/encoding.h"
 
 void wsproto_request_clear(wsreq *r)
 {
@@ -101,9 +101,9 @@ bool wsproto_parse(const char *buf, size_t len, wsreq *out, char **id_out, char 
             if (!json_is_string(b))
                 FAIL("data_b64 must be a base64 string");
             size_t bl = json_string_length(b);
-            out->bin = malloc(wv_base64_decoded_max(bl) + 1);
-            if (!out->bin || !wv_base64_decode(json_string_value(b), bl, out->bin,
-                                               wv_base64_decoded_max(bl) + 1, &out->bin_len))
+            out->bin = malloc(enc_base64_decoded_max(bl) + 1);
+            if (!out->bin || !enc_base64_decode(json_string_value(b), bl, out->bin,
+                                                enc_base64_decoded_max(bl) + 1, &out->bin_len))
                 FAIL("data_b64 is not valid base64");
         }
     }

@@ -92,7 +92,4 @@ void ingest_drain(ingest *g, int timeout_ms);
  * rather than freed under a handler (the process is exiting). */
 void ingest_free(ingest *g);
 
-/* A random UUID v4 as 36 characters + NUL. */
-void ingest_uuid(char out[37]);
-
 #endif

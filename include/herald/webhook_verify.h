@@ -2,9 +2,10 @@
  * webhooks.<source>.verify in §6).
  * Owns a compiled per-source verifier (wv_config) for the schemes
  * standard-webhooks, github, stripe, slack, hmac-sha256 and bearer, the
- * verification of one request against it, and the small hex / base64 /
- * SHA-256 / HMAC helpers those schemes share (usable by other modules).
- * Does not own: reading configuration or environment variables (the caller
+ * verification of one request against it, and the timestamp rules those
+ * schemes share.
+ * Does not own: hex/base64 (encoding.h), SHA-256/HMAC/constant-time compare
+ * (crypto.h), reading configuration or environment variables (the caller
  * resolves *_env names to bytes), header lookup (the caller's callback does
  * it, case-insensitively), mapping results to HTTP (every non-OK is a 401).
  * Pure: no I/O, no globals, no clock reads (the caller passes `now`).
@@ -17,13 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "herald/crypto.h"
 #include "herald/status.h"
 
-#define WV_SHA256_LEN        32  /* bytes in a SHA-256 digest / HMAC-SHA256 */
-#define WV_SHA256_HEX_LEN    64  /* hex characters for one digest (no NUL) */
-#define WV_TOLERANCE_DEFAULT 300 /* seconds, tolerance_s default */
-#define WV_MAX_SECRETS       16  /* secrets per source (rotation) */
-#define WV_MAX_TIMESTAMP_LEN 19  /* digits; longer timestamps are malformed */
+#define WV_SHA256_LEN        HC_SHA256_LEN /* bytes in a signature / signed digest */
+#define WV_TOLERANCE_DEFAULT 300           /* seconds, tolerance_s default */
+#define WV_MAX_SECRETS       16            /* secrets per source (rotation) */
+#define WV_MAX_TIMESTAMP_LEN 19            /* digits; longer timestamps are malformed */
 
 typedef enum {
     WV_SCHEME_STANDARD_WEBHOOKS = 0, /* "standard-webhooks" (Svix headers too) */
@@ -130,44 +131,7 @@ bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
 
 const char *wv_result_str(wv_result r);
 
-/* ---- shared helpers ---------------------------------------------------- */
-
-/* Lowercase hex of in[0..len) into out, NUL-terminated; out holds 2*len+1. */
-void wv_hex_encode(const unsigned char *in, size_t len, char *out);
-
-/* Decode exactly len hex characters (either case) into out. False on odd
- * length, a non-hex character, or len/2 > outcap. *outlen = len/2. */
-bool wv_hex_decode(const char *in, size_t len, unsigned char *out, size_t outcap, size_t *outlen);
-
-/* Length of the padded standard base64 of n bytes (without NUL). */
-size_t wv_base64_encoded_len(size_t n);
-
-/* Padded standard base64 of in into out, NUL-terminated; out holds
- * wv_base64_encoded_len(len)+1. Returns the length written (without NUL). */
-size_t wv_base64_encode(const unsigned char *in, size_t len, char *out);
-
-/* Upper bound on the decoded size of len base64 characters. */
-size_t wv_base64_decoded_max(size_t len);
-
-/* Decode standard base64 (A-Z a-z 0-9 + /), padded or unpadded; no
- * whitespace, no base64url, '=' only as 1-2 trailing pad characters
- * completing a 4-character group. *outlen is the real byte count. False if
- * malformed or the result exceeds outcap. Empty input decodes to 0 bytes.
- * Unused low bits of the last character are ignored, as most decoders do. */
-bool wv_base64_decode(const char *in, size_t len, unsigned char *out, size_t outcap,
-                      size_t *outlen);
-
-/* SHA-256 of data as 64 lowercase hex characters plus NUL. False only if
- * libcrypto fails. */
-bool wv_sha256_hex(const void *data, size_t len, char out[WV_SHA256_HEX_LEN + 1]);
-
-/* One-shot SHA-256 and HMAC-SHA256. False only if libcrypto fails. */
-bool wv_sha256(const void *data, size_t len, unsigned char out[WV_SHA256_LEN]);
-bool wv_hmac_sha256(const void *key, size_t klen, const void *data, size_t len,
-                    unsigned char out[WV_SHA256_LEN]);
-
-/* Constant-time equality of two n-byte buffers (time depends on n only). */
-bool wv_ct_equal(const void *a, const void *b, size_t n);
+/* ---- timestamps --------------------------------------------------------- */
 
 /* Strict timestamp: 1..WV_MAX_TIMESTAMP_LEN ASCII digits, no sign, space or
  * fraction, value <= INT64_MAX. */

@@ -62,14 +62,4 @@ whtmpl_result whtmpl_render_raw(const whtmpl *t, const char *source, whtmpl_head
  * False when the result does not fit cap or is not a valid pattern. */
 bool whtmpl_pattern(const whtmpl *t, const char *source, char *out, size_t cap);
 
-/* RFC 6901: the value `ptr` designates in `doc`, or NULL. "" is the whole
- * document; "~1" is '/', "~0" is '~'; array indexes are decimal without
- * leading zeros ("-" designates nothing). Borrowed reference. */
-const json_t *json_pointer_get(const json_t *doc, const char *ptr);
-
-/* A JSON scalar as placeholder text: a string as is, an integer in
- * decimal, true/false. Writes into buf (NUL-terminated) and returns its
- * length, or -1 for other types or when it does not fit. */
-int json_scalar_text(const json_t *v, char *buf, size_t cap);
-
 #endif

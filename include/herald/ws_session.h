@@ -21,6 +21,7 @@
 #include "herald/hub.h"
 #include "herald/jwt.h"
 #include "herald/perms.h"
+#include "herald/tbucket.h"
 #include "herald/ws.h"
 #include "herald/wsqueue.h"
 
@@ -88,8 +89,7 @@ typedef struct session {
     int64_t pong_deadline;
     bool ping_due;
     /* rate limit (limits.ws_messages_per_session) */
-    double tokens;
-    int64_t refill_ms;
+    tbucket bucket;
     int strikes;
     struct session *prev, *next; /* the glue's list of its thread's sessions */
 } session;

@@ -13,7 +13,7 @@
 
 #include "herald/frame.h"
 #include "herald/utf8.h"
-#include "herald/webhook_verify.h"
+#include "herald/encoding.h"
 
 #define S(x) (x), strlen(x)
 
@@ -95,10 +95,10 @@ static void check_as_b64(const void *payload, size_t plen)
     assert_null(json_object_get(o, "data"));
     const char *b = sget(o, "data_b64");
     size_t bl = strlen(b), got = 0;
-    assert_int_equal(bl, wv_base64_encoded_len(plen));
-    unsigned char *out = malloc(wv_base64_decoded_max(bl) + 1);
+    assert_int_equal(bl, enc_base64_encoded_len(plen));
+    unsigned char *out = malloc(enc_base64_decoded_max(bl) + 1);
     assert_non_null(out);
-    assert_true(wv_base64_decode(b, bl, out, wv_base64_decoded_max(bl) + 1, &got));
+    assert_true(enc_base64_decode(b, bl, out, enc_base64_decoded_max(bl) + 1, &got));
     assert_int_equal(got, plen);
     assert_memory_equal(out, payload, plen);
     free(out);
