@@ -1,5 +1,6 @@
-/* ratelimit: per-key token buckets in a hash table with an LRU list. */
+/* ratelimit: per-key token buckets in an htab kept in recency order. */
 #include "herald/ratelimit.h"
+#include "herald/htab.h"
 #include "herald/netutil.h"
 #include "herald/tbucket.h"
 
@@ -13,19 +14,16 @@
 #define BUCKETS 4096
 
 typedef struct ent {
+    htab_node node; /* keyed by key; age order = recency (oldest evicted) */
     char *key;
     tbucket b;
-    struct ent *next;                /* hash chain */
-    struct ent *lru_prev, *lru_next; /* most recently used at the head */
 } ent;
 
 struct rl_table {
     tbucket_rate rate;
     size_t max_keys;
     pthread_mutex_t mu;
-    ent *tab[BUCKETS];
-    ent *lru_head, *lru_tail;
-    size_t n;
+    htab tab; /* under mu */
 };
 
 rl_table *rl_new_sized(double rate_per_s, int burst, size_t max_keys)
@@ -33,8 +31,10 @@ rl_table *rl_new_sized(double rate_per_s, int burst, size_t max_keys)
     if (!(rate_per_s > 0) || burst < 1 || max_keys < 1)
         return NULL;
     rl_table *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t || !htab_init(&t->tab, BUCKETS)) {
+        free(t);
         return NULL;
+    }
     t->rate = (tbucket_rate){rate_per_s, burst};
     t->max_keys = max_keys;
     pthread_mutex_init(&t->mu, NULL);
@@ -46,64 +46,32 @@ rl_table *rl_new(double rate_per_s, int burst)
     return rl_new_sized(rate_per_s, burst, RL_MAX_KEYS);
 }
 
-static size_t hash(const char *s)
+static bool key_eq(const htab_node *n, const void *key)
 {
-    return (size_t)(net_hash_str(s) % BUCKETS);
+    return strcmp(HTAB_ENTRY(n, ent, node)->key, key) == 0;
 }
 
-static void lru_unlink(rl_table *t, ent *e)
+static void ent_free(ent *e)
 {
-    if (e->lru_prev)
-        e->lru_prev->lru_next = e->lru_next;
-    else
-        t->lru_head = e->lru_next;
-    if (e->lru_next)
-        e->lru_next->lru_prev = e->lru_prev;
-    else
-        t->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_front(rl_table *t, ent *e)
-{
-    e->lru_prev = NULL;
-    e->lru_next = t->lru_head;
-    if (t->lru_head)
-        t->lru_head->lru_prev = e;
-    t->lru_head = e;
-    if (!t->lru_tail)
-        t->lru_tail = e;
-}
-
-/* Drop the least-recently-used entry. */
-static void evict_lru(rl_table *t)
-{
-    ent *e = t->lru_tail;
-    if (!e)
-        return;
-    lru_unlink(t, e);
-    for (ent **pp = &t->tab[hash(e->key)]; *pp; pp = &(*pp)->next)
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
     free(e->key);
     free(e);
-    t->n--;
 }
 
 bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)
 {
     pthread_mutex_lock(&t->mu);
-    size_t b = hash(key);
-    ent *e = t->tab[b];
-    while (e && strcmp(e->key, key) != 0)
-        e = e->next;
-    if (e) {
-        lru_unlink(t, e);
+    uint64_t h = net_hash_str(key);
+    htab_node *n = htab_find(&t->tab, h, key_eq, key);
+    ent *e;
+    if (n) {
+        e = HTAB_ENTRY(n, ent, node);
+        htab_touch(&t->tab, n);
     } else {
-        while (t->n >= t->max_keys)
-            evict_lru(t);
+        while (t->tab.n >= t->max_keys) { /* drop the least recently used */
+            ent *old = HTAB_ENTRY(htab_oldest(&t->tab), ent, node);
+            htab_remove(&t->tab, &old->node);
+            ent_free(old);
+        }
         e = calloc(1, sizeof *e);
         if (!e || !(e->key = strdup(key))) {
             free(e);
@@ -111,11 +79,8 @@ bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)
             return true; /* fail open on allocation failure: never refuse for our own fault */
         }
         tbucket_init(&e->b, &t->rate, now_ms);
-        e->next = t->tab[b];
-        t->tab[b] = e;
-        t->n++;
+        htab_insert(&t->tab, &e->node, h);
     }
-    lru_push_front(t, e);
     bool ok = tbucket_take(&e->b, &t->rate, now_ms);
     if (!ok && retry_after_s)
         *retry_after_s = tbucket_retry_after_s(&e->b, &t->rate);
@@ -126,7 +91,7 @@ bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)
 size_t rl_size(rl_table *t)
 {
     pthread_mutex_lock(&t->mu);
-    size_t n = t->n;
+    size_t n = t->tab.n;
     pthread_mutex_unlock(&t->mu);
     return n;
 }
@@ -135,11 +100,11 @@ void rl_free(rl_table *t)
 {
     if (!t)
         return;
-    for (ent *e = t->lru_head, *nx; e; e = nx) {
-        nx = e->lru_next;
-        free(e->key);
-        free(e);
+    for (htab_node *n = htab_oldest(&t->tab), *nx; n; n = nx) {
+        nx = htab_newer(n);
+        ent_free(HTAB_ENTRY(n, ent, node));
     }
+    htab_fini(&t->tab);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

@@ -1,5 +1,6 @@
-/* whreplay: bounded webhook replay cache, a hash table plus a FIFO of insertions. */
+/* whreplay: bounded webhook replay cache, an htab kept in insertion order. */
 #include "herald/whreplay.h"
+#include "herald/htab.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,20 +9,17 @@
 #define BUCKETS 4096
 
 typedef struct ent {
+    htab_node node; /* keyed by key; age order = insertion (oldest first) */
     unsigned char key[WHR_KEY_LEN];
     int64_t expires_ms;
     bool pending;
     whr_answer answer;
-    struct ent *next;                  /* hash chain */
-    struct ent *fifo_prev, *fifo_next; /* oldest at the head */
 } ent;
 
 struct whr_table {
     size_t max;
     pthread_mutex_t mu;
-    ent *tab[BUCKETS];
-    ent *head, *tail;
-    size_t n;
+    htab tab; /* under mu */
 };
 
 whr_table *whr_new(size_t max_entries)
@@ -29,50 +27,51 @@ whr_table *whr_new(size_t max_entries)
     if (max_entries == 0)
         return NULL;
     whr_table *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t || !htab_init(&t->tab, BUCKETS)) {
+        free(t);
         return NULL;
+    }
     t->max = max_entries;
     pthread_mutex_init(&t->mu, NULL);
     return t;
 }
 
-static size_t bucket(const unsigned char *key)
+static uint64_t key_hash(const unsigned char *key)
 {
-    size_t h = 0;
+    uint64_t h = 0;
     memcpy(&h, key, sizeof h); /* the key is a digest: its bytes are uniform */
-    return h % BUCKETS;
+    return h;
 }
 
-static ent **find(whr_table *t, const unsigned char *key)
+static bool key_eq(const htab_node *n, const void *key)
 {
-    ent **pp = &t->tab[bucket(key)];
-    while (*pp && memcmp((*pp)->key, key, WHR_KEY_LEN) != 0)
-        pp = &(*pp)->next;
-    return pp;
+    return memcmp(HTAB_ENTRY(n, ent, node)->key, key, WHR_KEY_LEN) == 0;
+}
+
+static ent *find(whr_table *t, const unsigned char *key)
+{
+    htab_node *n = htab_find(&t->tab, key_hash(key), key_eq, key);
+    return n ? HTAB_ENTRY(n, ent, node) : NULL;
+}
+
+static ent *oldest(whr_table *t)
+{
+    htab_node *n = htab_oldest(&t->tab);
+    return n ? HTAB_ENTRY(n, ent, node) : NULL;
 }
 
 static void drop(whr_table *t, ent *e)
 {
-    ent **pp = find(t, e->key);
-    if (*pp == e)
-        *pp = e->next;
-    if (e->fifo_prev)
-        e->fifo_prev->fifo_next = e->fifo_next;
-    else
-        t->head = e->fifo_next;
-    if (e->fifo_next)
-        e->fifo_next->fifo_prev = e->fifo_prev;
-    else
-        t->tail = e->fifo_prev;
+    htab_remove(&t->tab, &e->node);
     free(e);
-    t->n--;
 }
 
 /* Drop expired entries from the oldest end (pending ones never expire). */
 static void purge(whr_table *t, int64_t now_ms)
 {
-    while (t->head && !t->head->pending && t->head->expires_ms <= now_ms)
-        drop(t, t->head);
+    ent *e;
+    while ((e = oldest(t)) && !e->pending && e->expires_ms <= now_ms)
+        drop(t, e);
 }
 
 whr_state whr_check(whr_table *t, const unsigned char key[WHR_KEY_LEN], int64_t now_ms,
@@ -80,7 +79,7 @@ whr_state whr_check(whr_table *t, const unsigned char key[WHR_KEY_LEN], int64_t 
 {
     pthread_mutex_lock(&t->mu);
     purge(t, now_ms);
-    ent *e = *find(t, key);
+    ent *e = find(t, key);
     if (e && !e->pending && e->expires_ms <= now_ms) {
         drop(t, e);
         e = NULL;
@@ -92,8 +91,8 @@ whr_state whr_check(whr_table *t, const unsigned char key[WHR_KEY_LEN], int64_t 
         pthread_mutex_unlock(&t->mu);
         return st;
     }
-    while (t->n >= t->max && t->head)
-        drop(t, t->head);
+    while (t->tab.n >= t->max && oldest(t))
+        drop(t, oldest(t));
     e = calloc(1, sizeof *e);
     if (!e) { /* cannot remember it: treat as new, never refuse for our own fault */
         pthread_mutex_unlock(&t->mu);
@@ -102,16 +101,7 @@ whr_state whr_check(whr_table *t, const unsigned char key[WHR_KEY_LEN], int64_t 
     memcpy(e->key, key, WHR_KEY_LEN);
     e->pending = true;
     e->expires_ms = now_ms + window_ms;
-    ent **pp = &t->tab[bucket(key)];
-    e->next = *pp;
-    *pp = e;
-    e->fifo_prev = t->tail;
-    if (t->tail)
-        t->tail->fifo_next = e;
-    else
-        t->head = e;
-    t->tail = e;
-    t->n++;
+    htab_insert(&t->tab, &e->node, key_hash(key));
     pthread_mutex_unlock(&t->mu);
     return WHR_NEW;
 }
@@ -119,7 +109,7 @@ whr_state whr_check(whr_table *t, const unsigned char key[WHR_KEY_LEN], int64_t 
 void whr_complete(whr_table *t, const unsigned char key[WHR_KEY_LEN], const whr_answer *a)
 {
     pthread_mutex_lock(&t->mu);
-    ent *e = *find(t, key);
+    ent *e = find(t, key);
     if (e && e->pending) {
         e->pending = false;
         e->answer = *a;
@@ -130,7 +120,7 @@ void whr_complete(whr_table *t, const unsigned char key[WHR_KEY_LEN], const whr_
 void whr_forget(whr_table *t, const unsigned char key[WHR_KEY_LEN])
 {
     pthread_mutex_lock(&t->mu);
-    ent *e = *find(t, key);
+    ent *e = find(t, key);
     if (e && e->pending)
         drop(t, e);
     pthread_mutex_unlock(&t->mu);
@@ -139,7 +129,7 @@ void whr_forget(whr_table *t, const unsigned char key[WHR_KEY_LEN])
 size_t whr_size(whr_table *t)
 {
     pthread_mutex_lock(&t->mu);
-    size_t n = t->n;
+    size_t n = t->tab.n;
     pthread_mutex_unlock(&t->mu);
     return n;
 }
@@ -148,10 +138,11 @@ void whr_free(whr_table *t)
 {
     if (!t)
         return;
-    for (ent *e = t->head, *nx; e; e = nx) {
-        nx = e->fifo_next;
-        free(e);
+    for (htab_node *n = htab_oldest(&t->tab), *nx; n; n = nx) {
+        nx = htab_newer(n);
+        free(HTAB_ENTRY(n, ent, node));
     }
+    htab_fini(&t->tab);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

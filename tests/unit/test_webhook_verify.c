@@ -719,12 +719,7 @@ static void test_scheme_names(void **state)
 
 static void test_sha256_and_hmac(void **state)
 {
-    char hex[HC_SHA256_HEX_LEN + 1];
-    /* FIPS 180-2 "abc" and the empty string. */
-    assert_true(hc_sha256_hex("abc", 3, hex));
-    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    assert_true(hc_sha256_hex(NULL, 0, hex));
-    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    char hex[HC_SHA256_HEX_LEN + 1]; /* FIPS 180-2 vectors: test_crypto.c */
     assert_true(hc_sha256_hex("s3cret-token", 12, hex));
     assert_string_equal(hex, TOKEN_DIGEST);
 
