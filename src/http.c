@@ -21,6 +21,7 @@
 #include "herald/clientip.h"
 #include "herald/http_guard.h"
 #include "herald/http_ingest.h"
+#include "herald/http_reply.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/ratelimit.h"
@@ -96,95 +97,20 @@ static enum MHD_Result send_response(http_req *r, struct MHD_Connection *c, int 
                                      const char *ctype, const void *body, size_t len,
                                      bool must_copy)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, (void *)body, must_copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    if (ctype)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     if (r)
         r->status = status;
-    return ret;
+    return http_reply_buffer(c, status, ctype, (void *)body, len,
+                             must_copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
 }
 
-static const char *status_title(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return status >= 500 ? "Internal Server Error" : "Error";
-    }
-}
-
-char *http_problem_text(int status, const char *slug, const char *detail)
-{
-    char type[128];
-    snprintf(type, sizeof type, "urn:herald:problem:%s", slug);
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", status_title(status),
-                          "status", status, "detail", detail);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    return text;
-}
-
-/* RFC 9457 problem+json. `extra_header`/`extra_value` may be NULL. */
+/* RFC 9457 problem+json, recorded as r's status. */
 static enum MHD_Result send_problem(http_req *r, struct MHD_Connection *c, int status,
                                     const char *slug, const char *detail, const char *extra_header,
                                     const char *extra_value, bool close_conn)
 {
-    char *text = http_problem_text(status, slug, detail);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-    if (extra_header)
-        MHD_add_response_header(resp, extra_header, extra_value);
-    if (close_conn)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
     if (r)
         r->status = status;
-    return ret;
-}
-
-enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
-                             const char *detail, const char *extra_header, const char *extra_value,
-                             bool close_conn)
-{
-    return send_problem(NULL, c, status, slug, detail, extra_header, extra_value, close_conn);
+    return http_reply_problem(c, status, slug, detail, extra_header, extra_value, close_conn);
 }
 
 /* ---- the client address ------------------------------------------------------ */
@@ -205,7 +131,7 @@ static enum MHD_Result join_xff(void *cls, enum MHD_ValueKind kind, const char *
         return MHD_YES;
     size_t vl = strlen(value);
     if (j->len + vl + 2 > sizeof j->buf) {
-        j->overflow = true; /* not believed at all: see http_client_ip */
+        j->overflow = true; /* not believed at all: see client_ip */
         return MHD_YES;
     }
     if (j->len)
@@ -215,7 +141,10 @@ static enum MHD_Result join_xff(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-void http_client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, size_t cap)
+/* The client address herald believes for this request: the peer, or behind
+ * http.trusted_proxies the right-most untrusted X-Forwarded-For entry
+ * (clientip.h). out holds CIP_TEXT_MAX. */
+static void client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, size_t cap)
 {
     char peer[CIP_TEXT_MAX] = "unknown";
     const union MHD_ConnectionInfo *ci =
@@ -338,17 +267,9 @@ static enum MHD_Result h_metrics(http_server *s, http_req *r, struct MHD_Connect
     size_t len;
     if (metrics_render(s->deps.metrics, &text, &len) != 0)
         return send_problem(r, c, 500, "internal", "cannot render metrics", NULL, NULL, false);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
     r->status = 200;
-    return ret;
+    return http_reply_buffer(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                             MHD_RESPMEM_MUST_FREE);
 }
 
 static const char *content_type_for(const char *path)
@@ -396,12 +317,9 @@ static enum MHD_Result serve_file(http_req *r, struct MHD_Connection *c, const c
         close(fd);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type_for(real));
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
     r->status = 200;
-    return ret;
+    return http_reply_queue(c, 200, resp, content_type_for(real), "X-Content-Type-Options",
+                            "nosniff", false);
 }
 
 static enum MHD_Result h_index(http_server *s, http_req *r, struct MHD_Connection *c,
@@ -582,7 +500,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO;
     if (!r->started) {
         r->started = true;
-        http_client_ip(c, s->deps.cfg, r->client, sizeof r->client);
+        client_ip(c, s->deps.cfg, r->client, sizeof r->client);
         /* Shutting down: a new request on a kept-alive connection is not
          * taken (in-flight ones finish); the client retries elsewhere. */
         if (r->after_stop) {

@@ -14,9 +14,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "herald/cloudevent.h"
+#include "herald/http_reply.h"
 #include "herald/ingest.h"
 #include "herald/jwt.h"
 #include "herald/log.h"
@@ -168,12 +168,12 @@ static enum MHD_Result problem(hi_req *q, int *status, int code, outcome o, cons
     *status = code;
     bool close_conn = code == 413;
     if (code == 503)
-        return http_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_RETRY_AFTER,
-                            q->h->retry_after, close_conn);
+        return http_reply_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_RETRY_AFTER,
+                                  q->h->retry_after, close_conn);
     if (code == 401 && !q->is_webhook)
-        return http_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
-                            close_conn);
-    return http_problem(q->conn, code, slug, detail, NULL, NULL, close_conn);
+        return http_reply_problem(q->conn, code, slug, detail, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  "Bearer", close_conn);
+    return http_reply_problem(q->conn, code, slug, detail, NULL, NULL, close_conn);
 }
 
 /* sha256(ce-source "\n" id) in hex: a stable Nats-Msg-Id for a CloudEvent
@@ -385,22 +385,13 @@ static enum MHD_Result send_accepted(hi_req *q, int *status, const char *id, con
     }
     if (o && (jetstream || duplicate))
         json_object_set_new(o, "duplicate", json_boolean(duplicate));
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    if (!text)
+    if (!o)
         return MHD_NO;
     count(q, duplicate ? O_DUPLICATE : O_ACCEPTED);
     q->phase = PH_ANSWERED;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(q->conn, 202, resp);
-    MHD_destroy_response(resp);
     *status = 202;
+    enum MHD_Result ret = http_reply_json(q->conn, 202, o);
+    json_decref(o);
     return ret;
 }
 
@@ -461,22 +452,13 @@ static enum MHD_Result slack_url_verification(hi_req *q, const json_t *doc, int 
         return problem(q, status, 400, O_BAD_REQUEST, "bad-body",
                        "a url_verification request needs a string challenge");
     json_t *o = json_pack("{s:O}", "challenge", ch);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!text)
+    if (!o)
         return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(q->conn, 200, resp);
-    MHD_destroy_response(resp);
     count(q, O_URL_VERIFICATION);
     q->phase = PH_ANSWERED;
     *status = 200;
+    enum MHD_Result ret = http_reply_json(q->conn, 200, o);
+    json_decref(o);
     return ret;
 }
 
@@ -560,8 +542,8 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     if (vr == WV_ERROR) {
         q->phase = PH_ANSWERED;
         *status = 500;
-        return http_problem(c, 500, "internal", "signature verification failed internally", NULL,
-                            NULL, false);
+        return http_reply_problem(c, 500, "internal", "signature verification failed internally",
+                                  NULL, NULL, false);
     }
     if (vr != WV_OK)
         return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
@@ -661,7 +643,8 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
         msg = NULL;
         q->phase = PH_ANSWERED;
         *status = 500;
-        ret = http_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL, false);
+        ret = http_reply_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL,
+                                 false);
         goto out;
     }
     json_decref(doc);
@@ -697,34 +680,20 @@ static enum MHD_Result too_large_mid_upload(hi_req *q, int *status)
     *status = over ? 503 : 413;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char *body =
-        over ? http_problem_text(503, "overloaded", OVERLOADED)
-             : http_problem_text(413, "too-large",
-                                 q->is_webhook ? "the body is larger than this source accepts"
-                                               : "the body is larger than "
-                                                 "publish_api.max_body_bytes");
-    if (!ci || !body) {
-        free(body);
+    char resp[1024];
+    int n = over
+                ? http_reply_problem_raw(resp, sizeof resp, 503, "overloaded", OVERLOADED,
+                                         MHD_HTTP_HEADER_RETRY_AFTER, q->h->retry_after)
+                : http_reply_problem_raw(resp, sizeof resp, 413, "too-large",
+                                         q->is_webhook
+                                             ? "the body is larger than this source accepts"
+                                             : "the body is larger than publish_api.max_body_bytes",
+                                         NULL, NULL);
+    if (!ci || n < 0)
         return MHD_NO;
-    }
-    char head[256];
-    int hl = over ? snprintf(head, sizeof head,
-                             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                             "application/problem+json\r\nRetry-After: %s\r\n"
-                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                             q->h->retry_after, strlen(body))
-                  : snprintf(head, sizeof head,
-                             "HTTP/1.1 413 Content Too Large\r\nContent-Type: "
-                             "application/problem+json\r\n"
-                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                             strlen(body));
-    struct iovec iov[2] = {{head, (size_t)hl}, {body, strlen(body)}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-    ssize_t want = (ssize_t)(iov[0].iov_len + iov[1].iov_len);
     /* A fresh response on a socket with nothing queued fits its send
      * buffer; a short write means the peer is gone: just close. */
-    bool sent = sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == want;
-    free(body);
+    bool sent = send(ci->connect_fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n;
     if (!sent || shutdown(ci->connect_fd, SHUT_WR) != 0)
         return MHD_NO;
     MHD_set_connection_option(q->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)LINGER_IDLE_S);
@@ -914,7 +883,8 @@ static enum MHD_Result publish_final(hi_req *q, int *status)
         natsMsg_Destroy(msg);
         q->phase = PH_ANSWERED;
         *status = 500;
-        return http_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL, false);
+        return http_reply_problem(c, 500, "internal", "cannot build the NATS message", NULL, NULL,
+                                  false);
     }
     return publish(q, msg, DELIVERY_AUTO, status);
 }

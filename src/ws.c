@@ -16,6 +16,7 @@
 #include "herald/clientip.h"
 #include "herald/clock.h"
 #include "herald/frame.h"
+#include "herald/http_reply.h"
 #include "herald/hub.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
@@ -216,22 +217,11 @@ static int http_status(struct lws *wsi, unsigned int code, const char *msg, cons
      * proxies: the X-Forwarded-For address, which per-IP limits use). */
     log_info("websocket upgrade refused", "{s:i, s:s, s:s}", "status", (int)code, "reason", msg,
              "client", client && *client ? client : "unknown");
-    const char *title = code == 400   ? "Bad Request"
-                        : code == 401 ? "Unauthorized"
-                        : code == 403 ? "Forbidden"
-                        : code == 404 ? "Not Found"
-                        : code == 429 ? "Too Many Requests"
-                                      : "Service Unavailable";
-    char body[384];
-    int bl = snprintf(body, sizeof body,
-                      "{\"type\":\"urn:herald:problem:upgrade-refused\",\"title\":\"%s\","
-                      "\"status\":%u,\"detail\":\"%s\"}",
-                      title, code, msg);
     unsigned char buf[LWS_PRE + 768];
-    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-                     "HTTP/1.1 %u %s\r\nContent-Type: application/problem+json\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                     code, title, bl, body);
+    int n = http_reply_problem_raw((char *)buf + LWS_PRE, sizeof buf - LWS_PRE, (int)code,
+                                   "upgrade-refused", msg, NULL, NULL);
+    if (n < 0)
+        return -1;
     lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
     return -1;
 }

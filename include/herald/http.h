@@ -1,29 +1,17 @@
 /* http: the HTTP API listener (libmicrohttpd, internal epoll thread pool).
  * Owns the MHD daemon, routing (404 unknown route, 405 + Allow wrong method),
- * problem+json errors, request accounting, and the operational routes:
+ * request accounting, and the operational routes:
  * /healthz, /readyz, /metrics, /openapi.json, /asyncapi.json, /docs, / and
  * /static/ (files under the static directory only). Created and stopped by
- * main; handlers run on MHD's worker threads. */
+ * main; handlers run on MHD's worker threads. Replies are built by
+ * http_reply; the webhook and publish routes are http_ingest's. */
 #ifndef HERALD_HTTP_H
 #define HERALD_HTTP_H
 
-#include "herald/bus.h"
-#include "herald/config.h"
-#include "herald/jwt.h"
-#include "herald/metrics.h"
+#include "herald/http_deps.h"
 #include "herald/status.h"
 
 typedef struct http_server http_server;
-
-/* Everything the HTTP side reads; all pointers outlive the server. */
-typedef struct {
-    const hr_config *cfg;
-    bus *bus;
-    metrics *metrics;
-    const char *static_dir;   /* resolved directory served at / and /static/ */
-    const char *openapi_dir;  /* directory holding openapi.json and asyncapi.json */
-    const hjwt_verifier *jwt; /* publish API bearer tokens; NULL = no JWT keys configured */
-} http_deps;
 
 /* Open the listener and start serving. On failure writes a one-line reason. */
 hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t errlen);

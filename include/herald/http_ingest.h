@@ -7,7 +7,8 @@
  * and the ingest publisher. A request waiting for its PubAck is suspended
  * (MHD_suspend_connection) and resumed by the ack, so no worker thread
  * blocks on JetStream.
- * Does not own: routing, framing checks and accounting (http.c). */
+ * Does not own: routing, framing checks and accounting (http.c), the shape
+ * of replies (http_reply). */
 #ifndef HERALD_HTTP_INGEST_H
 #define HERALD_HTTP_INGEST_H
 
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <microhttpd.h>
 
-#include "herald/http.h"
+#include "herald/http_deps.h"
 #include "herald/status.h"
 
 typedef struct http_ingest http_ingest;
@@ -41,23 +42,9 @@ enum MHD_Result http_ingest_publish(http_ingest *h, hi_req **st, struct MHD_Conn
                                     int *status);
 void http_ingest_req_free(hi_req *q); /* NULL is a no-op */
 
-/* The client address herald believes for this request (implemented in
- * http.c): the peer, or behind http.trusted_proxies the right-most
- * untrusted X-Forwarded-For entry (clientip.h). out holds CIP_TEXT_MAX. */
-void http_client_ip(struct MHD_Connection *c, const hr_config *cfg, char *out, size_t cap);
-
-/* The problem+json document for status (malloc'ed, caller frees; NULL on
- * OOM). Implemented in http.c. */
-char *http_problem_text(int status, const char *slug, const char *detail);
-
 /* http.c refused this request with 429 (limits.http_requests_per_ip): count
  * it in herald_webhooks_total{outcome="rate_limited"} when url names a
  * webhook source. */
 void http_ingest_count_rate_limited(http_ingest *h, const char *url);
-
-/* RFC 9457 problem+json (implemented in http.c). extra_header may be NULL. */
-enum MHD_Result http_problem(struct MHD_Connection *c, int status, const char *slug,
-                             const char *detail, const char *extra_header, const char *extra_value,
-                             bool close_conn);
 
 #endif
