@@ -133,6 +133,8 @@ cmd_test() {
        "$ROOT"/tests/unit/*.c; then
     log "clang-format: files need formatting"; failed=1
   fi
+  log "include graph (no circle between modules)"
+  python3 "$ROOT/tests/check_includes.py" "$ROOT" || failed=1
   for variant in plain asan; do
     # plain = the optimised build `run` uses; asan = Debug + ASan/UBSan
     local dir="$ROOT/build-test-$variant" args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)

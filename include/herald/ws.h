@@ -18,20 +18,12 @@
 #ifndef HERALD_WS_H
 #define HERALD_WS_H
 
-#include "herald/bus.h"
-#include "herald/config.h"
-#include "herald/jwt.h"
-#include "herald/metrics.h"
+#include <stdint.h>
+
 #include "herald/status.h"
+#include "herald/ws_deps.h"
 
 typedef struct ws_server ws_server;
-
-typedef struct {
-    const hr_config *cfg;
-    bus *bus;
-    metrics *metrics;
-    const hjwt_verifier *jwt; /* NULL when no key is configured: every token is refused */
-} ws_deps;
 
 /* Open the listener and start the service thread. */
 hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errlen);

@@ -22,7 +22,7 @@
 #include "herald/jwt.h"
 #include "herald/perms.h"
 #include "herald/tbucket.h"
-#include "herald/ws.h"
+#include "herald/ws_deps.h"
 #include "herald/wsqueue.h"
 
 struct lws;
