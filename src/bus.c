@@ -163,13 +163,6 @@ uint64_t bus_reconnects(const bus *b)
     return atomic_load(&((bus *)b)->reconnects);
 }
 
-void bus_connected_url(bus *b, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (b->nc && natsConnection_GetConnectedUrl(b->nc, buf, len) != NATS_OK)
-        buf[0] = '\0';
-}
-
 int64_t bus_max_payload(bus *b)
 {
     return atomic_load(&b->max_payload);

@@ -1089,7 +1089,7 @@ hr_config *config_from_json(const json_t *root, config_env_fn env, config_proble
     const json_t *lg = get_obj(&c, root, "log", "");
     if (lg)
         check_keys(&c, lg, "log", log_keys);
-    cfg->log_level = get_enum(&c, lg, "level", "log", levels, LOG_INFO);
+    cfg->log_level = get_enum(&c, lg, "level", "log", levels, HLOG_INFO);
     const char *lvl_env = env("HERALD_LOG_LEVEL");
     if (lvl_env && *lvl_env) {
         log_level l;

@@ -581,7 +581,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     metrics_inc_labels(s->m_requests, labels, 1);
     /* Refused requests name the client herald believed (behind trusted
      * proxies: the X-Forwarded-For address, which per-IP limits use). */
-    if (r->status >= 400 && log_enabled(LOG_INFO))
+    if (r->status >= 400 && log_enabled(HLOG_INFO))
         log_info("request refused", "{s:s, s:i, s:s}", "route", r->label, "status", r->status,
                  "client", r->client[0] ? r->client : "unknown");
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -596,7 +596,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    log_library(LOG_DEBUG, "http", msg);
+    log_library(HLOG_DEBUG, "http", msg);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

@@ -120,8 +120,7 @@ struct hi_req {
     bool verified;       /* bearer: checked before the body */
     bool replay_pending; /* replay_key is pending in h->replay: complete or forget it */
     unsigned char replay_key[WHR_KEY_LEN];
-    whr_answer first;   /* a replay's first answer */
-    bool ctype_checked; /* 415 already decided at the first call */
+    whr_answer first; /* a replay's first answer */
     char id[MAX_ID_LEN + 1];
     char subject[SUBJECT_MAX_BYTES + 1];
     ingest_op op;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static atomic_int min_level = LOG_INFO;
+static atomic_int min_level = HLOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 bool log_level_parse(const char *s, log_level *out)

@@ -546,7 +546,7 @@ static const lws_retry_bo_t no_idle = {0};
 
 static void on_lws_log(int level, const char *line)
 {
-    log_library(LOG_DEBUG, "websocket", line);
+    log_library(HLOG_DEBUG, "websocket", line);
 }
 static void wake(void *ctx)
 {

@@ -35,9 +35,8 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m);
 
 bus_state bus_get_state(const bus *b);
 const char *bus_state_str(bus_state s);
+/* Successful reconnections so far (a change tells a reconnection happened). */
 uint64_t bus_reconnects(const bus *b);
-/* The URL of the connected server ("" when none). Copied into buf. */
-void bus_connected_url(bus *b, char *buf, size_t len);
 /* The server's max_payload (0 when never connected). */
 int64_t bus_max_payload(bus *b);
 

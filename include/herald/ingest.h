@@ -4,9 +4,11 @@
  * subject → capturing-stream cache (a copy of $JS.API.STREAM.LIST read by
  * one background thread at start, every 60 s and on demand), the publishes
  * waiting for that read, the table of publishes waiting for their PubAck,
- * and the publish / ack-duration metrics. No caller thread ever waits on a
- * NATS round trip: a publish whose lookup needs a fresh read is suspended
- * (`prepare`) and published by the reading thread afterwards.
+ * and the publish / ack-duration metrics. No caller thread waits on a NATS
+ * round trip: a publish whose lookup needs a fresh read is suspended
+ * (`prepare`) and published by the reading thread afterwards. (A caller
+ * may block up to 50 ms inside js_PublishMsgAsync when 8192 publishes
+ * already wait for their PubAck: nats.c's StallWait.)
  * Does not own the HTTP side: a caller that must not block hands in a
  * `prepare` hook (run just before the asynchronous publish, e.g.
  * MHD_suspend_connection) and a `done` callback (e.g. MHD_resume_connection).
@@ -48,11 +50,12 @@ typedef struct ingest_op {
     ingest_fn done;    /* called once when res is final (asynchronous path only) */
     void *ctx;
     /* private */
-    natsMsg *msg_key;              /* JetStream: the published message, to match its ack */
-    natsMsg *lookup_msg;           /* waiting for a stream-list read: the message... */
-    hr_delivery lookup_delivery;   /* ...and its delivery */
-    int64_t t0_ns;                 /* publish start, for the duration histograms */
-    struct ingest_op *next, *prev; /* PubAck wait table bucket, or the flush queue (next) */
+    natsMsg *msg_key;            /* JetStream: the published message, to match its ack */
+    natsMsg *lookup_msg;         /* waiting for a stream-list read: the message... */
+    hr_delivery lookup_delivery; /* ...and its delivery */
+    int64_t t0_ns;               /* publish start, for the duration histograms */
+    struct ingest_op *next,
+        *prev; /* PubAck wait table bucket, or the flush or lookup queue (next) */
 } ingest_op;
 
 hr_status ingest_new(ingest **out, const hr_config *cfg, bus *b, metrics *m);

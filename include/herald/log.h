@@ -6,7 +6,8 @@
 
 #include <stdbool.h>
 
-typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+/* HLOG_, not LOG_: <syslog.h> defines LOG_DEBUG, LOG_INFO... as macros. */
+typedef enum { HLOG_DEBUG = 0, HLOG_INFO, HLOG_WARN, HLOG_ERROR } log_level;
 
 /* Parse "debug" | "info" | "warn" | "error"; false if unknown. */
 bool log_level_parse(const char *s, log_level *out);
@@ -22,9 +23,9 @@ void log_msg(log_level lvl, const char *msg, const char *fields, ...);
  * {"msg": "<library> library", "detail": line}. */
 void log_library(log_level lvl, const char *library, const char *line);
 
-#define log_debug(msg, ...) log_msg(LOG_DEBUG, msg, __VA_ARGS__)
-#define log_info(msg, ...)  log_msg(LOG_INFO, msg, __VA_ARGS__)
-#define log_warn(msg, ...)  log_msg(LOG_WARN, msg, __VA_ARGS__)
-#define log_error(msg, ...) log_msg(LOG_ERROR, msg, __VA_ARGS__)
+#define log_debug(msg, ...) log_msg(HLOG_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...)  log_msg(HLOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)  log_msg(HLOG_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_msg(HLOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -236,7 +236,7 @@ static void test_defaults_null_root(void **state)
     assert_false(c->ws_messages_per_session.on);
     assert_int_equal(c->max_ws_connections, 0);
     assert_int_equal(c->max_ws_connections_per_ip, 0);
-    assert_int_equal(c->log_level, LOG_INFO);
+    assert_int_equal(c->log_level, HLOG_INFO);
     assert_int_equal(c->shutdown_timeout_s, 10);
     config_free(c);
 }
@@ -1213,7 +1213,7 @@ static void test_log_level(void **state)
         const char *name;
         int level;
     } levels[] = {
-        {"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warn", LOG_WARN}, {"error", LOG_ERROR}};
+        {"debug", HLOG_DEBUG}, {"info", HLOG_INFO}, {"warn", HLOG_WARN}, {"error", HLOG_ERROR}};
     for (size_t i = 0; i < 4; i++) {
         char json[64];
         snprintf(json, sizeof json, "{\"log\":{\"level\":\"%s\"}}", levels[i].name);
@@ -1230,15 +1230,15 @@ static void test_log_level(void **state)
     /* HERALD_LOG_LEVEL overrides the file. */
     env_set("HERALD_LOG_LEVEL", "debug");
     hr_config *c = ok("{\"log\":{\"level\":\"error\"}}");
-    assert_int_equal(c->log_level, LOG_DEBUG);
+    assert_int_equal(c->log_level, HLOG_DEBUG);
     config_free(c);
     c = ok(NULL);
-    assert_int_equal(c->log_level, LOG_DEBUG);
+    assert_int_equal(c->log_level, HLOG_DEBUG);
     config_free(c);
     fake_env_n = 0;
     env_set("HERALD_LOG_LEVEL", "");
     c = ok("{\"log\":{\"level\":\"warn\"}}");
-    assert_int_equal(c->log_level, LOG_WARN);
+    assert_int_equal(c->log_level, HLOG_WARN);
     config_free(c);
     fake_env_n = 0;
     env_set("HERALD_LOG_LEVEL", "loud");
@@ -1423,7 +1423,7 @@ static void test_load_valid_file(void **state)
     assert_int_equal(c->napi_keys, 1);
     assert_int_equal(c->nhistory, 1);
     assert_int_equal(c->max_ws_connections, 100);
-    assert_int_equal(c->log_level, LOG_WARN);
+    assert_int_equal(c->log_level, HLOG_WARN);
     assert_int_equal(c->shutdown_timeout_s, 3);
     const char *roles[] = {"user"};
     json_t *claims = json_pack("{s:s}", "sub", "u42");
