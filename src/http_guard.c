@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "herald/http_reply.h"
 #include "herald/netutil.h"
 
 #define WATCH_PERIOD_MS 200
@@ -44,26 +45,16 @@ struct http_guard {
     bool stop;
     pthread_t thread;
     bool running;
+    char resp408[512]; /* the whole 408 problem+json response, built once */
+    size_t resp408_len;
 };
 
-/* The 408 a connection gets when its request is not complete in time. */
-#define BODY_408                                                                                   \
-    "{\"type\":\"urn:herald:problem:request-timeout\",\"title\":\"Request Timeout\","              \
-    "\"status\":408,\"detail\":\"the request did not arrive within http.request_timeout_s\"}"
-_Static_assert(sizeof BODY_408 - 1 == 152, "update Content-Length below");
-static const char REQUEST_TIMEOUT[] = "HTTP/1.1 408 Request Timeout\r\n"
-                                      "Content-Type: application/problem+json\r\n"
-                                      "Connection: close\r\n"
-                                      "Content-Length: 152\r\n"
-                                      "\r\n" BODY_408;
-
-static void end_connection(guarded *r, bool send_408)
+static void end_connection(const http_guard *g, guarded *r, bool send_408)
 {
     if (send_408) {
         ssize_t n;
         do
-            n = send(r->fd, REQUEST_TIMEOUT, sizeof REQUEST_TIMEOUT - 1,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            n = send(r->fd, g->resp408, g->resp408_len, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         shutdown(r->fd, SHUT_WR); /* the FIN follows the answer */
     }
@@ -81,9 +72,9 @@ static void *watch_main(void *arg)
             if (r->ended)
                 continue;
             if (r->ph == PH_RECEIVING && now >= r->request_deadline_ms)
-                end_connection(r, r->may_408);
+                end_connection(g, r, r->may_408);
             else if (r->ph == PH_IDLE && now >= r->idle_deadline_ms)
-                end_connection(r, false);
+                end_connection(g, r, false);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -107,6 +98,15 @@ hr_status http_guard_new(http_guard **out, int request_timeout_s, int idle_timeo
     g->idle_ms = (int64_t)idle_timeout_s * 1000;
     g->max_conns = max_connections;
     g->max_per_ip = max_per_ip;
+    /* The 408 a connection gets when its request is not complete in time. */
+    int n = http_reply_problem_raw(g->resp408, sizeof g->resp408, 408, "request-timeout",
+                                   "the request did not arrive within http.request_timeout_s", NULL,
+                                   NULL);
+    if (n < 0) {
+        free(g);
+        return HR_ERR_NOMEM;
+    }
+    g->resp408_len = (size_t)n;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     if (pthread_create(&g->thread, NULL, watch_main, g) != 0) {
