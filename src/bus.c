@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herald/lifecycle.h"
 #include "herald/log.h"
 
 struct bus {
@@ -135,7 +136,7 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m)
         s = natsOptions_SetUserCredentialsFromFiles(b->opts, cfg->nats_creds_file, NULL);
     if (s != NATS_OK) {
         log_error("invalid NATS options", "{s:s}", "error", natsStatus_GetText(s));
-        bus_free(b, 0);
+        bus_free(b, clock_now_ms());
         return HR_ERR_NATS;
     }
     s = natsConnection_Connect(&b->nc, b->opts);
@@ -146,7 +147,7 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m)
                  cfg->nats_servers[0]);
     } else {
         log_error("cannot create the NATS connection", "{s:s}", "error", natsStatus_GetText(s));
-        bus_free(b, 0);
+        bus_free(b, clock_now_ms());
         return HR_ERR_NATS;
     }
     *out = b;
@@ -173,8 +174,9 @@ natsConnection *bus_conn(bus *b)
     return b->nc;
 }
 
-void bus_free(bus *b, int timeout_ms)
+void bus_free(bus *b, int64_t deadline_ms)
 {
+    int timeout_ms = (int)deadline_left_ms(deadline_ms);
     if (!b)
         return;
     if (b->nc) {

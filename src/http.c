@@ -22,6 +22,7 @@
 #include "herald/http_guard.h"
 #include "herald/http_ingest.h"
 #include "herald/http_reply.h"
+#include "herald/lifecycle.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/ratelimit.h"
@@ -72,6 +73,9 @@ struct http_req {
 
 struct http_server {
     _Atomic bool stopping;         /* http_stop began: refuse new requests */
+    bool stopped;                  /* http_stop ran (main thread only) */
+    pthread_mutex_t idle_mu;       /* with idle_cv: http_stop waits for inflight == 0 */
+    pthread_cond_t idle_cv;        /* on CLOCK_MONOTONIC; broadcast at inflight 0 once stopping */
     _Atomic bool js_ok;            /* last JetStream probe (readyz) */
     _Atomic int64_t js_checked_ms; /* ...and when it ran */
     pthread_t probe;               /* js_probe_main, when JetStream is needed */
@@ -587,7 +591,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         http_guard_idle(c);
     http_ingest_req_free(r->ingest);
-    atomic_fetch_sub(&s->inflight, 1);
+    if (atomic_fetch_sub(&s->inflight, 1) == 1 && atomic_load(&s->stopping)) {
+        pthread_mutex_lock(&s->idle_mu);
+        pthread_cond_broadcast(&s->idle_cv);
+        pthread_mutex_unlock(&s->idle_mu);
+    }
     free(r);
     *con_cls = NULL;
 }
@@ -630,6 +638,12 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
     s->started_ms = clock_now_ms();
     pthread_mutex_init(&s->probe_mu, NULL);
     pthread_cond_init(&s->probe_cv, NULL);
+    pthread_mutex_init(&s->idle_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (!realpath(deps->static_dir, s->real_static))
         s->real_static[0] = '\0';
     s->m_requests = metrics_counter(deps->metrics, "herald_http_requests_total",
@@ -705,38 +719,56 @@ int http_port(const http_server *s)
     return s->port;
 }
 
-void http_stop(http_server *s, int timeout_ms)
+/* Wait until no request is in flight or `until` passes. */
+static void wait_idle(http_server *s, int64_t until)
 {
-    if (!s)
+    pthread_mutex_lock(&s->idle_mu);
+    while (atomic_load(&s->inflight) > 0 && deadline_left_ms(until) > 0) {
+        struct timespec ts = deadline_timespec(until);
+        pthread_cond_timedwait(&s->idle_cv, &s->idle_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->idle_mu);
+}
+
+void http_stop(http_server *s, int64_t deadline_ms)
+{
+    if (!s || s->stopped)
         return;
+    s->stopped = true;
     atomic_store(&s->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     /* In-flight requests finish normally first, including uploads and
      * requests suspended while JetStream acknowledges them (their acks keep
-     * arriving: MaxWait bounds each). Then publishing stops, any request
-     * still waiting is answered 503 and resumed, and the resumed handlers
-     * get a moment to queue their answers: MHD_stop_daemon must never see a
-     * suspended connection. */
-    int64_t start = clock_now_ms();
-    int64_t deadline = start + timeout_ms * 8 / 10;
-    while (atomic_load(&s->inflight) > 0 && clock_now_ms() < deadline)
-        usleep(10 * 1000);
-    int64_t left = start + timeout_ms - clock_now_ms();
-    http_ingest_drain(s->ingest, left > 0 ? (int)(left / 2) : 0);
-    deadline = start + timeout_ms;
-    while (atomic_load(&s->inflight) > 0 && clock_now_ms() < deadline)
-        usleep(10 * 1000);
+     * arriving: MaxWait bounds each), for four fifths of the time left.
+     * Then publishing stops (ingest_drain waits for PubAcks for half of
+     * what is left), any request still waiting is answered 503 and resumed,
+     * and the resumed handlers get the rest to queue their answers:
+     * MHD_stop_daemon must never see a suspended connection. */
+    wait_idle(s, deadline_share(deadline_ms, 4, 5));
+    http_ingest_drain(s->ingest, (int)(deadline_left_ms(deadline_ms) / 2));
+    wait_idle(s, deadline_ms);
     if (atomic_load(&s->inflight) > 0)
         log_warn("shutdown: HTTP requests still in flight at the deadline", "{s:i}", "requests",
                  atomic_load(&s->inflight));
     MHD_stop_daemon(s->d);
-    http_guard_free(s->guard);
+    s->d = NULL;
+    http_guard_free(s->guard); /* joins its watchdog */
+    s->guard = NULL;
     stop_probe(s);
+}
+
+void http_free(http_server *s)
+{
+    if (!s)
+        return;
+    http_stop(s, clock_now_ms()); /* a no-op once stopped */
     http_ingest_free(s->ingest);
     rl_free(s->rl);
     pthread_mutex_destroy(&s->probe_mu);
     pthread_cond_destroy(&s->probe_cv);
+    pthread_mutex_destroy(&s->idle_mu);
+    pthread_cond_destroy(&s->idle_cv);
     free(s);
 }

@@ -15,6 +15,7 @@
 #include "herald/config.h"
 #include "herald/http.h"
 #include "herald/jwt.h"
+#include "herald/lifecycle.h"
 #include "herald/log.h"
 #include "herald/metrics.h"
 #include "herald/netutil.h"
@@ -28,6 +29,7 @@ typedef struct {
     http_server *http;
     ws_server *ws;
     int64_t started_ms;
+    int64_t deadline; /* shutdown: every step ends by it (lifecycle.h) */
     atomic_bool done;
 } app;
 
@@ -88,13 +90,17 @@ static void collect_uptime(void *ctx, char **b, size_t *l, size_t *cap)
 static void *shutdown_main(void *arg)
 {
     app *a = arg;
-    int ms = a->cfg->shutdown_timeout_s * 1000;
     /* Order: stop taking HTTP work and finish it; close WebSocket sessions
-     * with 1001; then drain NATS, which nothing uses any more. */
-    http_stop(a->http, ms * 6 / 10);
+     * with 1001; then drain NATS, which nothing uses any more. Each step
+     * ends by its share of the one deadline (what an earlier step leaves
+     * unused goes to the later ones): HTTP at most 6/10 of it, the
+     * sessions half of what is left, the NATS drain half of the rest (the
+     * other half is for nats.c's threads to close). */
+    http_stop(a->http, deadline_share(a->deadline, 6, 10));
+    http_free(a->http);
     a->http = NULL;
-    ws_stop(a->ws, ms * 2 / 10);
-    bus_free(a->bus, ms * 2 / 10);
+    ws_stop(a->ws, deadline_share(a->deadline, 1, 2));
+    bus_free(a->bus, deadline_share(a->deadline, 1, 2));
     a->bus = NULL;
     atomic_store(&a->done, true);
     return NULL;
@@ -250,10 +256,11 @@ int main(int argc, char **argv)
         ;
     log_info("shutting down", "{s:s, s:i}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              "timeout_s", cfg->shutdown_timeout_s);
+    a.deadline = deadline_after_ms((int64_t)cfg->shutdown_timeout_s * 1000);
+    int64_t deadline = a.deadline;
     pthread_t t;
     if (pthread_create(&t, NULL, shutdown_main, &a) != 0)
         _exit(1);
-    int64_t deadline = clock_now_ms() + (int64_t)cfg->shutdown_timeout_s * 1000;
     struct timespec tick = {0, 50 * 1000 * 1000};
     while (!atomic_load(&a.done)) {
         if (sigtimedwait(&sigs, NULL, &tick) > 0) {
@@ -269,9 +276,9 @@ int main(int argc, char **argv)
     rc = 0;
     log_info("herald stopped", NULL);
 out:
-    http_stop(a.http, 0);
-    ws_stop(a.ws, 0);
-    bus_free(a.bus, 0);
+    http_free(a.http); /* stops at once if it is still running */
+    ws_stop(a.ws, clock_now_ms());
+    bus_free(a.bus, clock_now_ms());
     ws_free(a.ws); /* after bus_free: NATS callbacks point into the hub */
     hjwt_verifier_free(a.jwt);
     metrics_free(a.metrics);

@@ -734,7 +734,7 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     for (int i = 0; i < n; i++) {
         if (pthread_create(&w->thr[i]->thread, NULL, service_main, w->thr[i]) != 0) {
             snprintf(err, errlen, "cannot start a WebSocket service thread");
-            ws_stop(w, 0);
+            ws_stop(w, clock_now_ms());
             ws_free(w);
             return st;
         }
@@ -743,7 +743,7 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     if (w->listen_fd >= 0) {
         if (pthread_create(&w->acceptor, NULL, acceptor_main, w) != 0) {
             snprintf(err, errlen, "cannot start the WebSocket acceptor thread");
-            ws_stop(w, 0);
+            ws_stop(w, clock_now_ms());
             ws_free(w);
             return st;
         }
@@ -761,11 +761,11 @@ fail:
     free(w);
     return st;
 }
-void ws_stop(ws_server *w, int timeout_ms)
+void ws_stop(ws_server *w, int64_t deadline_ms)
 {
     if (!w || !w->nthreads || !w->thr[0]->ctx)
         return;
-    atomic_store(&w->env.deadline, clock_now_ms() + timeout_ms);
+    atomic_store(&w->env.deadline, deadline_ms);
     atomic_store(&w->env.stopping, true);
     if (w->acceptor_started) { /* no new connections: it sees `stopping` within 200 ms */
         pthread_join(w->acceptor, NULL);
@@ -803,7 +803,7 @@ void ws_free(ws_server *w)
 {
     if (!w)
         return;
-    ws_stop(w, 0);
+    ws_stop(w, clock_now_ms()); /* a no-op once stopped */
     hub_free(w->hub);
     for (int i = 0; i < w->nthreads; i++)
         thread_free(w->thr[i]);

@@ -44,9 +44,10 @@ int64_t bus_max_payload(bus *b);
  * bus_free; nats.c calls on it are thread-safe. */
 natsConnection *bus_conn(bus *b);
 
-/* Drain (bounded by timeout_ms), close and free. Also shuts the nats.c
- * library down (its callback threads hold pointers into the bus), so every
- * other NATS object must be destroyed first. */
-void bus_free(bus *b, int timeout_ms);
+/* Drain until the absolute monotonic deadline_ms (lifecycle.h), close and
+ * free; then wait up to 2 s more for nats.c's threads to end. Also shuts
+ * the nats.c library down (its callback threads hold pointers into the
+ * bus), so every other NATS object must be destroyed first. */
+void bus_free(bus *b, int64_t deadline_ms);
 
 #endif

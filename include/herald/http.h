@@ -8,6 +8,8 @@
 #ifndef HERALD_HTTP_H
 #define HERALD_HTTP_H
 
+#include <stdint.h>
+
 #include "herald/http_deps.h"
 #include "herald/status.h"
 
@@ -19,9 +21,13 @@ hr_status http_start(http_server **out, const http_deps *deps, char *err, size_t
 /* The bound port (useful with port 0). */
 int http_port(const http_server *s);
 
-/* Shutdown: stop accepting, let in-flight requests finish (bounded by
- * timeout_ms; requests waiting for a PubAck included), answer any request
- * still waiting for JetStream with 503, then stop the daemon and free. */
-void http_stop(http_server *s, int timeout_ms);
+/* Shutdown (lifecycle.h): stop accepting, let in-flight requests finish
+ * (requests waiting for a PubAck included) until the absolute monotonic
+ * deadline_ms, answer any request still waiting for JetStream with 503,
+ * then stop the daemon. Blocks; idempotent; NULL is a no-op. */
+void http_stop(http_server *s, int64_t deadline_ms);
+
+/* Free (after http_stop; stops at once if it did not run). NULL is a no-op. */
+void http_free(http_server *s);
 
 #endif

@@ -28,12 +28,14 @@ typedef struct ws_server ws_server;
 /* Open the listener and start the service thread. */
 hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errlen);
 
-/* Shutdown: close every session with 1001, keep servicing until they are
- * gone or timeout_ms passes, drop every NATS subscription, stop the thread
- * and destroy the lws context. */
-void ws_stop(ws_server *s, int timeout_ms);
+/* Shutdown (lifecycle.h): close every session with 1001, keep servicing
+ * until they are gone or the absolute monotonic deadline_ms passes, drop
+ * every NATS subscription, stop the threads and destroy the lws contexts.
+ * Blocks; idempotent; NULL is a no-op. */
+void ws_stop(ws_server *s, int64_t deadline_ms);
 
-/* Free what NATS callbacks may still point at; call after bus_free. */
+/* Free what NATS callbacks may still point at; call after bus_free (stops
+ * at once if ws_stop did not run). NULL is a no-op. */
 void ws_free(ws_server *s);
 
 #endif
