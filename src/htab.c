@@ -16,8 +16,14 @@ bool htab_init(htab *t, size_t nbuckets)
     return true;
 }
 
-void htab_fini(htab *t)
+void htab_fini(htab *t, void (*free_entry)(htab_node *n))
 {
+    for (htab_node *n = t->oldest, *nx; n && free_entry; n = nx) {
+        nx = n->newer;
+        free_entry(n);
+    }
+    t->oldest = t->newest = NULL;
+    t->n = 0;
     free(t->buckets);
     t->buckets = NULL;
 }

@@ -57,6 +57,11 @@ static void ent_free(ent *e)
     free(e);
 }
 
+static void node_free(htab_node *n)
+{
+    ent_free(HTAB_ENTRY(n, ent, node));
+}
+
 bool rl_allow(rl_table *t, const char *key, int64_t now_ms, int *retry_after_s)
 {
     pthread_mutex_lock(&t->mu);
@@ -100,11 +105,7 @@ void rl_free(rl_table *t)
 {
     if (!t)
         return;
-    for (htab_node *n = htab_oldest(&t->tab), *nx; n; n = nx) {
-        nx = htab_newer(n);
-        ent_free(HTAB_ENTRY(n, ent, node));
-    }
-    htab_fini(&t->tab);
+    htab_fini(&t->tab, node_free);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

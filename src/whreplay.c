@@ -60,6 +60,11 @@ static ent *oldest(whr_table *t)
     return n ? HTAB_ENTRY(n, ent, node) : NULL;
 }
 
+static void node_free(htab_node *n)
+{
+    free(HTAB_ENTRY(n, ent, node));
+}
+
 static void drop(whr_table *t, ent *e)
 {
     htab_remove(&t->tab, &e->node);
@@ -138,11 +143,7 @@ void whr_free(whr_table *t)
 {
     if (!t)
         return;
-    for (htab_node *n = htab_oldest(&t->tab), *nx; n; n = nx) {
-        nx = htab_newer(n);
-        free(HTAB_ENTRY(n, ent, node));
-    }
-    htab_fini(&t->tab);
+    htab_fini(&t->tab, node_free);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }

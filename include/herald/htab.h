@@ -44,9 +44,10 @@ typedef bool (*htab_eq_fn)(const htab_node *n, const void *key);
  * allocation failure. */
 bool htab_init(htab *t, size_t nbuckets);
 
-/* Free the bucket array (not the entries: remove and free them first, e.g.
- * walking from htab_oldest). NULL-safe on a zeroed htab. */
-void htab_fini(htab *t);
+/* Hand every entry still held to free_entry (when non-NULL; oldest first),
+ * then free the bucket array. The table is empty afterwards; a zeroed or
+ * already finished htab is fine. */
+void htab_fini(htab *t, void (*free_entry)(htab_node *n));
 
 /* The entry with this hash and key (eq decides), or NULL. */
 htab_node *htab_find(const htab *t, uint64_t hash, htab_eq_fn eq, const void *key);
