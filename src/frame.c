@@ -115,7 +115,7 @@ static bool hex4(const unsigned char *s, size_t n, size_t i, unsigned *u)
 
 /* A JSON string at s[*pi] == '"'; advances past its closing quote. Lone
  * surrogate escapes are refused (strict parsers such as jansson refuse them). */
-static bool json_str(const unsigned char *s, size_t n, size_t *pi)
+static bool scan_string(const unsigned char *s, size_t n, size_t *pi)
 {
     size_t i = *pi + 1;
     while (i < n) {
@@ -154,7 +154,7 @@ static size_t digits(const unsigned char *s, size_t n, size_t i)
     return i;
 }
 
-static bool json_num(const unsigned char *s, size_t n, size_t *pi)
+static bool scan_number(const unsigned char *s, size_t n, size_t *pi)
 {
     size_t i = *pi, d;
     if (i < n && s[i] == '-')
@@ -184,7 +184,7 @@ static bool json_num(const unsigned char *s, size_t n, size_t *pi)
 
 /* Is s[0..n) (valid UTF-8) one RFC 8259 JSON text? Unlike a parser it has no
  * number range or nesting depth limit: valid JSON is embedded verbatim. */
-static bool json_valid(const unsigned char *s, size_t n)
+static bool scan_json(const unsigned char *s, size_t n)
 {
     unsigned char local[256], *stack = local; /* open '{' / '[' */
     size_t depth = 0, cap = sizeof local, i = 0;
@@ -219,7 +219,7 @@ static bool json_valid(const unsigned char *s, size_t n)
             continue;
         }
         if (st == KEY || st == FIRST_KEY) {
-            if (c != '"' || !json_str(s, n, &i))
+            if (c != '"' || !scan_string(s, n, &i))
                 break;
             i = skip_ws(s, n, i);
             if (i >= n || s[i] != ':')
@@ -245,10 +245,10 @@ static bool json_valid(const unsigned char *s, size_t n)
             continue;
         }
         if (c == '"') {
-            if (!json_str(s, n, &i))
+            if (!scan_string(s, n, &i))
                 break;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            if (!json_num(s, n, &i))
+            if (!scan_number(s, n, &i))
                 break;
         } else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
             i += 4;
@@ -284,7 +284,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     if (plen == 0)
         mode = AS_STRING;
     else if (utf8_valid(payload, plen))
-        mode = json_valid(payload, plen) ? AS_JSON : AS_STRING;
+        mode = scan_json(payload, plen) ? AS_JSON : AS_STRING;
     /* Worst cases: a string escapes to 6 bytes per byte; base64 is 4/3. */
     size_t body = mode == AS_JSON     ? plen
                   : mode == AS_STRING ? plen * 6 + 2
