@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "herald/clock.h"
+#include "herald/htab.h"
 #include "herald/netutil.h"
 #include "herald/tbucket.h"
 
@@ -17,39 +18,47 @@
 /* Per-client-IP state: open sessions and the upgrade token bucket. Under
  * ws_limits.lock; freed when idle. */
 typedef struct ip_entry {
+    htab_node node; /* in ws_limits.ips, keyed by ip */
     char ip[64];
     int64_t sessions;
     tbucket bucket; /* limits.ws_upgrades_per_ip */
-    struct ip_entry *next;
 } ip_entry;
 
 struct ws_limits {
     const hr_config *cfg;
-    pthread_mutex_t lock; /* the per-IP table */
-    ip_entry *ips[IP_BUCKETS];
+    pthread_mutex_t lock;      /* the per-IP table */
+    htab ips;                  /* ip_entry by address (under lock) */
     _Atomic int64_t nsessions; /* places taken (limits.max_ws_connections) */
 };
 
-static ip_entry **ip_slot(ws_limits *w, const char *ip)
+static bool ip_eq(const htab_node *n, const void *ip)
 {
-    ip_entry **pp = &w->ips[net_hash_str(ip) % IP_BUCKETS];
-    while (*pp && strcmp((*pp)->ip, ip) != 0)
-        pp = &(*pp)->next;
-    return pp;
+    return strcmp(HTAB_ENTRY(n, ip_entry, node)->ip, ip) == 0;
 }
+
+static void ip_node_free(htab_node *n)
+{
+    free(HTAB_ENTRY(n, ip_entry, node));
+}
+
+static ip_entry *ip_find(ws_limits *w, const char *ip)
+{
+    htab_node *n = htab_find(&w->ips, net_hash_str(ip), ip_eq, ip);
+    return n ? HTAB_ENTRY(n, ip_entry, node) : NULL;
+}
+
 static ip_entry *ip_get(ws_limits *w, const char *ip)
 {
     const hr_rate *rl = &w->cfg->ws_upgrades_per_ip;
-    ip_entry **pp = ip_slot(w, ip);
-    if (!*pp) {
-        ip_entry *e = calloc(1, sizeof *e);
-        if (!e)
+    ip_entry *e = ip_find(w, ip);
+    if (!e) {
+        if (!(e = calloc(1, sizeof *e)))
             return NULL;
         snprintf(e->ip, sizeof e->ip, "%s", ip);
         tbucket_init(&e->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms());
-        *pp = e;
+        htab_insert(&w->ips, &e->node, net_hash_str(e->ip));
     }
-    return *pp;
+    return e;
 }
 /* Drop an entry that holds no session and whose bucket is full again. */
 static void ip_maybe_free(ws_limits *w, ip_entry *e)
@@ -60,8 +69,7 @@ static void ip_maybe_free(ws_limits *w, ip_entry *e)
     if (rl->on &&
         !tbucket_full(&e->bucket, &(tbucket_rate){rl->rate_per_s, rl->burst}, clock_now_ms()))
         return;
-    ip_entry **pp = ip_slot(w, e->ip);
-    *pp = e->next;
+    htab_remove(&w->ips, &e->node);
     free(e);
 }
 /* limits.ws_upgrades_per_ip and max_ws_connections_per_ip: 0 = allowed,
@@ -97,6 +105,10 @@ ws_limits *ws_limits_new(const hr_config *cfg)
     ws_limits *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    if (!htab_init(&w->ips, IP_BUCKETS)) {
+        free(w);
+        return NULL;
+    }
     w->cfg = cfg;
     pthread_mutex_init(&w->lock, NULL);
     return w;
@@ -106,11 +118,7 @@ void ws_limits_free(ws_limits *w)
 {
     if (!w)
         return;
-    for (size_t i = 0; i < IP_BUCKETS; i++)
-        for (ip_entry *e = w->ips[i], *n; e; e = n) {
-            n = e->next;
-            free(e);
-        }
+    htab_fini(&w->ips, ip_node_free);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -154,10 +162,10 @@ void ws_limits_release(ws_limits *w, const char *ip)
 {
     if (per_ip_limits(w)) {
         pthread_mutex_lock(&w->lock);
-        ip_entry **pp = ip_slot(w, ip);
-        if (*pp) {
-            (*pp)->sessions--;
-            ip_maybe_free(w, *pp);
+        ip_entry *e = ip_find(w, ip);
+        if (e) {
+            e->sessions--;
+            ip_maybe_free(w, e);
         }
         pthread_mutex_unlock(&w->lock);
     }
@@ -168,10 +176,9 @@ void ws_limits_release(ws_limits *w, const char *ip)
 void ws_limits_sweep(ws_limits *w)
 {
     pthread_mutex_lock(&w->lock);
-    for (size_t i = 0; i < IP_BUCKETS; i++)
-        for (ip_entry *e = w->ips[i], *n; e; e = n) {
-            n = e->next;
-            ip_maybe_free(w, e);
-        }
+    for (htab_node *n = htab_oldest(&w->ips), *next; n; n = next) {
+        next = htab_newer(n);
+        ip_maybe_free(w, HTAB_ENTRY(n, ip_entry, node));
+    }
     pthread_mutex_unlock(&w->lock);
 }

@@ -1,7 +1,8 @@
 /* htab: an intrusive chained hash table whose entries also form one list
  * from oldest to newest, for the bounded caches that evict from the old
  * end: the rate-limit buckets (ratelimit.c, recency order: htab_touch on
- * every use) and the webhook replay cache (whreplay.c, insertion order).
+ * every use) and the webhook replay cache (whreplay.c, insertion order),
+ * and for ws_limits' per-IP table (its sweep walks the list; order unused).
  * Owns: the bucket array and the links inside each htab_node.
  * Does not own: the entries (the caller allocates them, embeds an htab_node
  * and frees them after htab_remove), keys and equality (the caller hashes
@@ -9,11 +10,13 @@
  * Pure: no I/O, no globals; only htab_init allocates.
  *
  * Why the other hand-written tables stay as they are: hub.c's two tables
- * (interests by pattern, local receivers by id) are each an index among
- * several lists an entry belongs to, keyed per service thread, and are
- * walked in bucket order at shutdown; ws.c's per-IP table and ingest.c's
- * PubAck wait table have no order or bound to share (a find / insert /
- * unlink over a fixed array of chains, a few lines each). */
+ * (interests by pattern, local receivers by id) are each one index among
+ * several lists an entry belongs to, one per service thread or under the
+ * hub's table lock, and walked in bucket order at shutdown; ingest.c's
+ * PubAck wait table links the caller's ingest_op (public in ingest.h)
+ * through the same `next` pointer that also queues it for the flusher or
+ * the stream-list thread, so an htab_node there would add a second link
+ * to every publish for a find / insert / unlink of a few lines. */
 #ifndef HERALD_HTAB_H
 #define HERALD_HTAB_H
 
