@@ -981,11 +981,6 @@ bool hub_sub_is_ready(const hub_sub *s)
     return s->ready;
 }
 
-bool hub_sub_replaying(const hub_sub *s)
-{
-    return s->rp != NULL;
-}
-
 void hub_sub_pump(hub_sub *s)
 {
     hub *h = s->sh->h;

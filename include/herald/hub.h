@@ -94,8 +94,6 @@ hub_sub *hub_subscribe(hub_shard *sh, const char *pattern, const char *stream,
 void hub_unsubscribe(hub_sub *s);
 
 bool hub_sub_is_ready(const hub_sub *s);
-/* Still replaying (not synced yet). */
-bool hub_sub_replaying(const hub_sub *s);
 /* The owner has room again: let a paced replay read its next batch. */
 void hub_sub_pump(hub_sub *s);
 /* A value the owner keeps with its subscription (0 initially). */
