@@ -18,6 +18,7 @@
 #include "herald/frame.h"
 #include "herald/http_reply.h"
 #include "herald/hub.h"
+#include "herald/lifecycle.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/perms.h"
@@ -63,8 +64,10 @@ struct ws_thread {
     hub_shard *shard;
     pthread_t thread;
     bool started;
-    _Atomic bool done; /* set by the thread on exit */
-    bool closing_all;  /* 1001 sent to everyone */
+    _Atomic bool done;               /* set by the thread on exit (then srv->done_cv) */
+    bool closing_all;                /* 1001 sent to everyone */
+    lws_sorted_usec_list_t stop_sul; /* wakes the loop at ws_stop's deadline */
+    bool stop_armed;
     session *sessions;
     size_t nsessions;
     unsigned char *batch; /* LWS_PRE + WS_BATCH_MAX: this thread's write buffer */
@@ -85,6 +88,8 @@ struct ws_server {
     int listen_fd; /* the acceptor's (more than one thread), else -1 */
     pthread_t acceptor;
     bool acceptor_started;
+    pthread_mutex_t done_mu; /* with done_cv: ws_stop waits for the threads */
+    pthread_cond_t done_cv;  /* CLOCK_MONOTONIC; signalled as each thread exits */
 };
 
 /* ---- the session's side of the connection (ws_session.h) --------------------- */
@@ -465,6 +470,8 @@ static int on_receive(session *s, const char *in, size_t len)
     }
     return 0;
 }
+static void stopping(ws_thread *t);
+
 static void close_all(ws_thread *t)
 {
     if (t->closing_all)
@@ -503,7 +510,7 @@ static int cb_herald(struct lws *wsi, enum lws_callback_reasons reason, void *us
         if (t->shard)
             hub_process(t->shard);
         if (atomic_load(&w->env.stopping))
-            close_all(t);
+            stopping(t);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         session_start(t, s, wsi);
@@ -553,6 +560,25 @@ static void wake(void *ctx)
     ws_thread *t = ctx;
     lws_cancel_service(t->ctx);
 }
+static void stop_due(lws_sorted_usec_list_t *sul)
+{
+    (void)sul; /* nothing to do: lws_service returns and the loop sees the deadline */
+}
+
+/* Shutdown seen on this thread: say goodbye to every session and make sure
+ * the loop runs again at the deadline even if no socket has anything to
+ * say (lws_service otherwise waits for an event). */
+static void stopping(ws_thread *t)
+{
+    close_all(t);
+    if (!t->stop_armed) {
+        int64_t left = atomic_load(&t->srv->env.deadline) - clock_now_ms();
+        lws_sul_schedule(t->ctx, 0, &t->stop_sul, stop_due,
+                         (lws_usec_t)(left > 0 ? left : 0) * 1000 + 1000);
+        t->stop_armed = true;
+    }
+}
+
 static void *service_main(void *arg)
 {
     ws_thread *t = arg;
@@ -568,12 +594,17 @@ static void *service_main(void *arg)
             last_sweep = clock_now_ms();
         }
         if (atomic_load(&w->env.stopping)) {
-            close_all(t);
+            stopping(t);
             if (t->nsessions == 0 || clock_now_ms() >= atomic_load(&w->env.deadline))
                 break;
         }
     }
+    if (t->stop_armed)
+        lws_sul_cancel(&t->stop_sul);
+    pthread_mutex_lock(&w->done_mu);
     atomic_store(&t->done, true);
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_mutex_unlock(&w->done_mu);
     return NULL;
 }
 static void thread_free(ws_thread *t)
@@ -668,6 +699,12 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
     w->env.cfg = deps->cfg;
     const hr_config *cfg = deps->cfg;
     w->listen_fd = -1;
+    pthread_mutex_init(&w->done_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->limits = ws_limits_new(cfg);
     if (!w->limits) {
         free(w);
@@ -775,18 +812,30 @@ void ws_stop(ws_server *w, int64_t deadline_ms)
         close(w->listen_fd);
         w->listen_fd = -1;
     }
-    /* Keep every service loop turning until its sessions said goodbye. */
+    /* Wake every service thread once: it closes its sessions with 1001 and
+     * arms a timer for the deadline, then exits when they are gone or the
+     * deadline passed. Should a thread still run a second after it, wake it
+     * again every 10 ms (a safety net; lws_cancel_service is idempotent). */
+    for (int i = 0; i < w->nthreads; i++)
+        if (w->thr[i]->started)
+            lws_cancel_service(w->thr[i]->ctx);
+    pthread_mutex_lock(&w->done_mu);
     for (;;) {
         bool all_done = true;
         for (int i = 0; i < w->nthreads; i++)
             if (w->thr[i]->started && !atomic_load(&w->thr[i]->done)) {
                 all_done = false;
-                lws_cancel_service(w->thr[i]->ctx);
+                if (clock_now_ms() > deadline_ms + 1000)
+                    lws_cancel_service(w->thr[i]->ctx);
             }
         if (all_done)
             break;
-        usleep(10 * 1000);
+        int64_t until =
+            clock_now_ms() > deadline_ms + 1000 ? clock_now_ms() + 10 : deadline_ms + 1000;
+        struct timespec ts = deadline_timespec(until);
+        pthread_cond_timedwait(&w->done_cv, &w->done_mu, &ts);
     }
+    pthread_mutex_unlock(&w->done_mu);
     for (int i = 0; i < w->nthreads; i++)
         if (w->thr[i]->started) {
             pthread_join(w->thr[i]->thread, NULL);
@@ -808,5 +857,7 @@ void ws_free(ws_server *w)
     for (int i = 0; i < w->nthreads; i++)
         thread_free(w->thr[i]);
     ws_limits_free(w->limits);
+    pthread_mutex_destroy(&w->done_mu);
+    pthread_cond_destroy(&w->done_cv);
     free(w);
 }

@@ -26,7 +26,9 @@
  * Shutdown: main computes one deadline from shutdown_timeout_s and each
  * step gets an absolute deadline derived from it (never a relative
  * budget that restarts per step), and waits on condition variables with
- * deadline_timespec rather than polling. */
+ * deadline_timespec rather than polling (http_stop for its in-flight
+ * requests, ws_stop for its service threads, which arm an lws timer for
+ * the deadline themselves). */
 #ifndef HERALD_LIFECYCLE_H
 #define HERALD_LIFECYCLE_H
 
