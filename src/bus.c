@@ -1,6 +1,7 @@
 /* bus: the NATS connection, its state and its reconnect policy. */
 #include "herald/bus.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@ struct bus {
     _Atomic uint64_t reconnects; /* successful reconnections */
     _Atomic int64_t max_payload;
     metrics_cell *m_connected, *m_reconnects;
+    pthread_mutex_t closed_mu; /* with closed_cv: bus_free waits for the drain's close */
+    pthread_cond_t closed_cv;  /* CLOCK_MONOTONIC; broadcast by on_closed */
+    bool closed;               /* nats.c reported the connection closed (under closed_mu) */
 };
 
 const char *bus_state_str(bus_state s)
@@ -69,6 +73,10 @@ static void on_closed(natsConnection *nc, void *closure)
 {
     bus *b = closure;
     set_state(b, BUS_CLOSED);
+    pthread_mutex_lock(&b->closed_mu);
+    b->closed = true;
+    pthread_cond_broadcast(&b->closed_cv);
+    pthread_mutex_unlock(&b->closed_mu);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -94,6 +102,12 @@ hr_status bus_new(bus **out, const hr_config *cfg, metrics *m)
     bus *b = calloc(1, sizeof *b);
     if (!b)
         return HR_ERR_NOMEM;
+    pthread_mutex_init(&b->closed_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->closed_cv, &ca);
+    pthread_condattr_destroy(&ca);
     b->m_connected = metrics_cell0(
         metrics_gauge(m, "herald_nats_connected", "1 while the NATS connection is up.", NULL));
     b->m_reconnects = metrics_cell0(
@@ -186,9 +200,13 @@ void bus_free(bus *b, int64_t deadline_ms)
         set_state(b, BUS_CLOSED); /* the drain's disconnect is not an outage */
         if (connected && timeout_ms > 0 &&
             natsConnection_DrainTimeout(b->nc, timeout_ms) == NATS_OK) {
-            for (int waited = 0; waited < timeout_ms && !natsConnection_IsClosed(b->nc);
-                 waited += 10)
-                nats_Sleep(10);
+            int64_t until = clock_now_ms() + timeout_ms;
+            pthread_mutex_lock(&b->closed_mu);
+            while (!b->closed && deadline_left_ms(until) > 0) {
+                struct timespec ts = deadline_timespec(until);
+                pthread_cond_timedwait(&b->closed_cv, &b->closed_mu, &ts);
+            }
+            pthread_mutex_unlock(&b->closed_mu);
         }
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
@@ -197,5 +215,7 @@ void bus_free(bus *b, int64_t deadline_ms)
     /* nats.c runs the connection callbacks asynchronously, even after
      * Destroy: wait for its threads before freeing what they point to. */
     nats_CloseAndWait(2000);
+    pthread_mutex_destroy(&b->closed_mu);
+    pthread_cond_destroy(&b->closed_cv);
     free(b);
 }
