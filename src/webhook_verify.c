@@ -79,9 +79,7 @@ typedef enum {
 
 typedef wv_result (*read_fn)(const wv_config *c, wv_header_fn h, void *hctx, signed_req *s,
                              const char **detail);
-typedef wv_result (*verify_fn)(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
-                               const unsigned char *body, size_t len, int64_t now,
-                               const char **detail);
+typedef wv_result (*verify_fn)(const wv_config *c, wv_header_fn h, void *hctx, const char **detail);
 
 static void add_pre(signed_req *s, const char *p, size_t n)
 {
@@ -258,57 +256,12 @@ static wv_result match_sigs(const signed_req *s, unsigned char (*macs)[WV_SHA256
     return WV_OK;
 }
 
-/* HMAC-SHA256 over pre[0..n) then body, reusing m for each key. */
-static bool mac_parts(hc_hmac *m, const unsigned char *key, size_t klen, const signed_req *s,
-                      const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN])
-{
-    if (!hc_hmac_init(m, key, klen))
-        return false;
-    for (size_t i = 0; i < s->n_pre; i++)
-        if (!hc_hmac_update(m, s->pre[i].data, s->pre[i].len))
-            return false;
-    return hc_hmac_update(m, body, len) && hc_hmac_final(m, out);
-}
-
-static wv_result verify_hmac(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
-                             const unsigned char *body, size_t len, int64_t now,
-                             const char **detail)
-{
-    signed_req s = {0};
-    wv_result r = read(c, h, hctx, &s, detail);
-    if (r != WV_OK)
-        return r;
-
-    unsigned char macs[WV_MAX_SECRETS][WV_SHA256_LEN];
-    hc_hmac *m = hc_hmac_new();
-    if (!m)
-        FAIL(WV_ERROR, "hc_hmac_new failed");
-    bool ok = true;
-    for (size_t k = 0; k < c->n_keys && ok; k++)
-        ok = mac_parts(m, c->keys[k], c->key_lens[k], &s, body, len, macs[k]);
-    hc_hmac_free(m);
-    if (!ok) {
-        hc_wipe(macs, sizeof macs);
-        FAIL(WV_ERROR, "HMAC computation failed");
-    }
-
-    r = match_sigs(&s, macs, c->n_keys, detail);
-    hc_wipe(macs, sizeof macs);
-    if (r != WV_OK)
-        return r;
-    if (s.has_ts && !wv_timestamp_fresh(s.ts, now, c->tolerance_s))
-        FAIL(WV_STALE, "timestamp outside tolerance");
-    return WV_OK;
-}
-
 static bool is_space(char ch)
 {
     return ch == ' ' || ch == '\t';
 }
 
-static wv_result verify_bearer(const wv_config *c, read_fn read, wv_header_fn h, void *hctx,
-                               const unsigned char *body, size_t len, int64_t now,
-                               const char **detail)
+static wv_result verify_bearer(const wv_config *c, wv_header_fn h, void *hctx, const char **detail)
 {
     const char *v = h(hctx, "Authorization");
     if (!v)
@@ -339,14 +292,14 @@ static wv_result verify_bearer(const wv_config *c, read_fn read, wv_header_fn h,
 static const struct scheme_ops {
     const char *name;
     key_kind keys;
-    read_fn read;     /* header reader for HMAC schemes */
-    verify_fn verify; /* verify_hmac or verify_bearer */
+    read_fn read;     /* HMAC schemes: the header reader (the MACs follow the body) */
+    verify_fn verify; /* schemes that sign nothing: the whole check, from the headers */
 } SCHEMES[] = {
-    [WV_SCHEME_STANDARD_WEBHOOKS] = {"standard-webhooks", KEY_WHSEC, read_standard, verify_hmac},
-    [WV_SCHEME_GITHUB] = {"github", KEY_RAW, read_github, verify_hmac},
-    [WV_SCHEME_STRIPE] = {"stripe", KEY_RAW, read_stripe, verify_hmac},
-    [WV_SCHEME_SLACK] = {"slack", KEY_RAW, read_slack, verify_hmac},
-    [WV_SCHEME_HMAC_SHA256] = {"hmac-sha256", KEY_RAW, read_hmac, verify_hmac},
+    [WV_SCHEME_STANDARD_WEBHOOKS] = {"standard-webhooks", KEY_WHSEC, read_standard, NULL},
+    [WV_SCHEME_GITHUB] = {"github", KEY_RAW, read_github, NULL},
+    [WV_SCHEME_STRIPE] = {"stripe", KEY_RAW, read_stripe, NULL},
+    [WV_SCHEME_SLACK] = {"slack", KEY_RAW, read_slack, NULL},
+    [WV_SCHEME_HMAC_SHA256] = {"hmac-sha256", KEY_RAW, read_hmac, NULL},
     [WV_SCHEME_BEARER] = {"bearer", KEY_NONE, NULL, verify_bearer},
 };
 
@@ -374,35 +327,195 @@ const char *wv_scheme_name(wv_scheme s)
     return ops ? ops->name : "unknown";
 }
 
+/* ---- verification while the body streams -------------------------------- */
+
+/* One request being verified: what its headers said (copied: pre[] and
+ * sigs point into `text`), one MAC per key and the digest of the signed
+ * content, fed chunk by chunk. */
+struct wv_stream {
+    const wv_config *c;
+    bool headers_only; /* the scheme signs nothing: begin gave the answer */
+    signed_req s;
+    char *text;
+    hc_hmac *macs[WV_MAX_SECRETS];
+    hc_hash *content;
+    bool failed; /* libcrypto failed: the answer is WV_ERROR */
+    bool finished;
+    bool has_digest;
+    unsigned char digest[WV_SHA256_LEN];
+};
+
+void wv_stream_free(wv_stream *st)
+{
+    if (!st)
+        return;
+    for (size_t k = 0; k < WV_MAX_SECRETS; k++)
+        hc_hmac_free(st->macs[k]);
+    hc_hash_free(st->content);
+    free(st->text);
+    hc_wipe(st->digest, sizeof st->digest);
+    free(st);
+}
+
+/* Copy what the header reader pointed at (the caller's header strings). */
+static bool keep_headers(wv_stream *st, const signed_req *s)
+{
+    size_t total = strlen(s->sigs) + 1;
+    for (size_t i = 0; i < s->n_pre; i++)
+        total += s->pre[i].len;
+    st->text = malloc(total);
+    if (!st->text)
+        return false;
+    st->s = *s;
+    size_t n = strlen(s->sigs) + 1;
+    memcpy(st->text, s->sigs, n);
+    st->s.sigs = st->text;
+    for (size_t i = 0; i < s->n_pre; i++) {
+        memcpy(st->text + n, s->pre[i].data, s->pre[i].len);
+        st->s.pre[i].data = (const unsigned char *)st->text + n;
+        n += s->pre[i].len;
+    }
+    return true;
+}
+
+wv_result wv_stream_begin(const wv_config *c, wv_header_fn get_header, void *hctx, wv_stream **out,
+                          const char **detail)
+{
+    const char *ignored;
+    if (!detail)
+        detail = &ignored;
+    *detail = "ok";
+    *out = NULL;
+    if (!c || !get_header)
+        FAIL(WV_ERROR, "bad arguments");
+    const struct scheme_ops *ops = scheme_ops(c->scheme);
+    wv_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        FAIL(WV_ERROR, "out of memory");
+    st->c = c;
+    if (!ops->read) {
+        wv_result r = ops->verify(c, get_header, hctx, detail);
+        if (r != WV_OK) {
+            free(st);
+            return r;
+        }
+        st->headers_only = true;
+        *out = st;
+        return WV_OK;
+    }
+    signed_req s = {0};
+    wv_result r = ops->read(c, get_header, hctx, &s, detail);
+    if (r != WV_OK) {
+        free(st);
+        return r;
+    }
+    bool ok = keep_headers(st, &s) && (st->content = hc_hash_new()) != NULL;
+    for (size_t k = 0; ok && k < c->n_keys; k++)
+        ok = (st->macs[k] = hc_hmac_new()) != NULL &&
+             hc_hmac_init(st->macs[k], c->keys[k], c->key_lens[k]);
+    for (size_t i = 0; ok && i < st->s.n_pre; i++) {
+        ok = hc_hash_update(st->content, st->s.pre[i].data, st->s.pre[i].len);
+        for (size_t k = 0; ok && k < c->n_keys; k++)
+            ok = hc_hmac_update(st->macs[k], st->s.pre[i].data, st->s.pre[i].len);
+    }
+    if (!ok) {
+        wv_stream_free(st);
+        FAIL(WV_ERROR, "HMAC setup failed");
+    }
+    *out = st;
+    return WV_OK;
+}
+
+bool wv_stream_update(wv_stream *st, const void *data, size_t len)
+{
+    if (!st || st->finished || (!data && len > 0))
+        return false;
+    if (st->headers_only || st->failed || len == 0)
+        return !st->failed;
+    bool ok = hc_hash_update(st->content, data, len);
+    for (size_t k = 0; ok && k < st->c->n_keys; k++)
+        ok = hc_hmac_update(st->macs[k], data, len);
+    st->failed = !ok;
+    return ok;
+}
+
+wv_result wv_stream_finish(wv_stream *st, int64_t now, const char **detail)
+{
+    const char *ignored;
+    if (!detail)
+        detail = &ignored;
+    *detail = "ok";
+    if (!st || st->finished)
+        FAIL(WV_ERROR, "bad arguments");
+    st->finished = true;
+    if (st->headers_only)
+        return WV_OK;
+    if (st->failed)
+        FAIL(WV_ERROR, "HMAC computation failed");
+    const wv_config *c = st->c;
+    unsigned char macs[WV_MAX_SECRETS][WV_SHA256_LEN];
+    bool ok = hc_hash_final(st->content, st->digest);
+    for (size_t k = 0; ok && k < c->n_keys; k++)
+        ok = hc_hmac_final(st->macs[k], macs[k]);
+    if (!ok) {
+        hc_wipe(macs, sizeof macs);
+        FAIL(WV_ERROR, "HMAC computation failed");
+    }
+    st->has_digest = true;
+    wv_result r = match_sigs(&st->s, macs, c->n_keys, detail);
+    hc_wipe(macs, sizeof macs);
+    if (r != WV_OK)
+        return r;
+    if (st->s.has_ts && !wv_timestamp_fresh(st->s.ts, now, c->tolerance_s))
+        FAIL(WV_STALE, "timestamp outside tolerance");
+    return WV_OK;
+}
+
+bool wv_stream_signed_digest(const wv_stream *st, unsigned char out[WV_SHA256_LEN])
+{
+    if (!st || !st->has_digest)
+        return false;
+    memcpy(out, st->digest, WV_SHA256_LEN);
+    return true;
+}
+
+/* ---- one-shot: the same driver over the whole body ------------------------- */
+
 wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
                     const unsigned char *body, size_t len, int64_t now, const char **detail)
 {
     const char *ignored;
     if (!detail)
         detail = &ignored;
-    *detail = "ok";
-    if (!c || !get_header || (!body && len > 0))
-        FAIL(WV_ERROR, "bad arguments");
-    const struct scheme_ops *ops = scheme_ops(c->scheme);
-    return ops->verify(c, ops->read, get_header, hctx, body, len, now, detail);
+    if (!body && len > 0) {
+        *detail = "bad arguments";
+        return WV_ERROR;
+    }
+    wv_stream *st;
+    wv_result r = wv_stream_begin(c, get_header, hctx, &st, detail);
+    if (r != WV_OK)
+        return r;
+    r = wv_stream_update(st, body, len) ? wv_stream_finish(st, now, detail) : WV_ERROR;
+    if (r == WV_ERROR && strcmp(*detail, "ok") == 0)
+        *detail = "HMAC computation failed";
+    wv_stream_free(st);
+    return r;
 }
 
 bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
                       const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN])
 {
-    const char *ignored;
-    if (!c || !get_header || (!body && len > 0))
+    if (!body && len > 0)
         return false;
-    const struct scheme_ops *ops = scheme_ops(c->scheme);
-    signed_req s = {0};
-    if (!ops->read || ops->read(c, get_header, hctx, &s, &ignored) != WV_OK)
+    wv_stream *st;
+    if (wv_stream_begin(c, get_header, hctx, &st, NULL) != WV_OK)
         return false;
-    hc_hash *md = hc_hash_new();
-    bool ok = md != NULL;
-    for (size_t i = 0; ok && i < s.n_pre; i++)
-        ok = hc_hash_update(md, s.pre[i].data, s.pre[i].len);
-    ok = ok && hc_hash_update(md, body, len) && hc_hash_final(md, out);
-    hc_hash_free(md);
+    bool ok = wv_stream_update(st, body, len);
+    if (ok) {
+        wv_stream_finish(st, 0, NULL);
+        ok = wv_stream_signed_digest(st, out);
+    }
+    wv_stream_free(st);
     return ok;
 }
 

@@ -129,6 +129,24 @@ wv_result wv_verify(const wv_config *c, wv_header_fn get_header, void *hctx,
 bool wv_signed_digest(const wv_config *c, wv_header_fn get_header, void *hctx,
                       const unsigned char *body, size_t len, unsigned char out[WV_SHA256_LEN]);
 
+/* The same check while the body streams: wv_stream_begin reads (and
+ * copies) the headers, so a missing or malformed one is the answer before
+ * any of the body is read, as is every answer of a scheme that signs
+ * nothing (bearer); it returns WV_OK with *out set, or the answer with *out
+ * NULL. Each chunk then goes through wv_stream_update (false: libcrypto
+ * failed, the answer will be WV_ERROR) and wv_stream_finish gives exactly
+ * what wv_verify gives for the whole body. After finish,
+ * wv_stream_signed_digest is wv_signed_digest's value. One thread at a time
+ * per stream; the config must outlive it. wv_verify is this driver over
+ * one chunk. */
+typedef struct wv_stream wv_stream;
+wv_result wv_stream_begin(const wv_config *c, wv_header_fn get_header, void *hctx, wv_stream **out,
+                          const char **detail);
+bool wv_stream_update(wv_stream *st, const void *data, size_t len);
+wv_result wv_stream_finish(wv_stream *st, int64_t now, const char **detail);
+bool wv_stream_signed_digest(const wv_stream *st, unsigned char out[WV_SHA256_LEN]);
+void wv_stream_free(wv_stream *st); /* NULL is a no-op */
+
 const char *wv_result_str(wv_result r);
 
 /* ---- timestamps --------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -86,12 +87,65 @@ static wv_config *make_secrets(wv_scheme scheme, const char *s1, const char *s2)
     return make(&p);
 }
 
-static wv_result run(const wv_config *c, hdrs *hs, const char *body, int64_t now)
+/* The headers, then the body in chunks of `step` bytes, through a stream.
+ * The header values are overwritten after begin: the stream must have
+ * copied what it needs. */
+static wv_result run_stream(const wv_config *c, hdrs *hs, const unsigned char *body, size_t len,
+                            size_t step, int64_t now, unsigned char digest[WV_SHA256_LEN],
+                            bool *has_digest)
+{
+    hdrs own = *hs; /* values in buffers freed right after begin (ASan) */
+    for (size_t i = 0; i < own.n; i++)
+        own.h[i].value = strdup(hs->h[i].value);
+    wv_stream *st = NULL;
+    const char *detail = NULL;
+    wv_result r = wv_stream_begin(c, lookup, &own, &st, &detail);
+    for (size_t i = 0; i < own.n; i++) {
+        memset((char *)own.h[i].value, 'x', strlen(own.h[i].value));
+        free((char *)own.h[i].value);
+    }
+    assert_non_null(detail);
+    *has_digest = false;
+    if (r != WV_OK) {
+        assert_null(st);
+        return r;
+    }
+    for (size_t off = 0; off < len; off += step)
+        assert_true(wv_stream_update(st, body + off, len - off < step ? len - off : step));
+    r = wv_stream_finish(st, now, &detail);
+    assert_non_null(detail);
+    *has_digest = wv_stream_signed_digest(st, digest);
+    wv_stream_free(st);
+    return r;
+}
+
+/* wv_verify, checked against the stream in chunks of every size from 1 to
+ * 7 bytes and whole: the same answer and the same signed digest. */
+static wv_result run_bytes(const wv_config *c, hdrs *hs, const unsigned char *body, size_t len,
+                           int64_t now)
 {
     const char *detail = NULL;
-    wv_result r = wv_verify(c, lookup, hs, (const unsigned char *)body, strlen(body), now, &detail);
+    wv_result r = wv_verify(c, lookup, hs, body, len, now, &detail);
     assert_non_null(detail);
+    unsigned char want[WV_SHA256_LEN];
+    bool has_want = wv_signed_digest(c, lookup, hs, body, len, want);
+    for (size_t step = 1; step <= 8; step++) {
+        unsigned char got[WV_SHA256_LEN];
+        bool has_got;
+        size_t chunk = step == 8 ? (len ? len : 1) : step;
+        assert_int_equal(run_stream(c, hs, body, len, chunk, now, got, &has_got), r);
+        if (r == WV_OK || r == WV_BAD_SIGNATURE || r == WV_STALE) {
+            assert_int_equal(has_got, has_want);
+            if (has_want)
+                assert_memory_equal(got, want, WV_SHA256_LEN);
+        }
+    }
     return r;
+}
+
+static wv_result run(const wv_config *c, hdrs *hs, const char *body, int64_t now)
+{
+    return run_bytes(c, hs, (const unsigned char *)body, strlen(body), now);
 }
 
 /* Expect config failure with exactly this message. */
@@ -515,7 +569,7 @@ static wv_config *make_hmac(wv_encoding enc, const char *prefix)
 
 static wv_result run_nul(const wv_config *c, hdrs *hs, size_t len)
 {
-    return wv_verify(c, lookup, hs, HM_BODY, len, 0, NULL);
+    return run_bytes(c, hs, HM_BODY, len, 0);
 }
 
 static void test_hmac_sha256(void **state)
