@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +155,46 @@ static int check_config(const char *path)
     return 0;
 }
 
+/* Descriptors kept for herald's own use: listeners, the NATS connection,
+ * event loops and their wake-up pipes, log and static files, and a client
+ * connection being refused. */
+#define FD_RESERVE 64
+
+/* A connection the process has no descriptor for is not refused: it waits
+ * unaccepted in the listen backlog, a hang for its client (and the probes).
+ * So the connection limits must fit RLIMIT_NOFILE less a reserve: then one
+ * beyond them is accepted while a descriptor is free and refused (HTTP:
+ * closed at accept; WebSocket: 503 at the upgrade). A limit set above what
+ * the descriptors allow is lowered, with a warning; an unset WebSocket
+ * limit becomes what HTTP leaves (at least half), silently. */
+static void fit_fd_limit(hr_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > (rlim_t)INT64_MAX / 4)
+        return;
+    int64_t avail = (int64_t)rl.rlim_cur - FD_RESERVE;
+    if (avail < 16)
+        avail = 16;
+    int64_t half = avail / 2;
+    int64_t http = cfg->max_http_connections > 0 ? cfg->max_http_connections : INT64_MAX / 4;
+    int64_t ws = cfg->max_ws_connections > 0 ? cfg->max_ws_connections : INT64_MAX / 4;
+    if (http + ws <= avail)
+        return;
+    if (http <= half)
+        ws = avail - http;
+    else if (ws <= half)
+        http = avail - ws;
+    else
+        http = half, ws = avail - half;
+    if (http != cfg->max_http_connections || cfg->max_ws_connections > 0)
+        log_warn("connection limits lowered to fit the file-descriptor limit", "{s:I, s:I, s:I}",
+                 "nofile", (json_int_t)rl.rlim_cur, "max_http_connections", (json_int_t)http,
+                 "max_ws_connections", (json_int_t)ws);
+    cfg->max_http_connections = http;
+    cfg->max_ws_connections = ws;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("HERALD_CONFIG");
@@ -185,6 +226,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((log_level)cfg->log_level);
+    fit_fd_limit(cfg);
     hjwt_verifier *jwt;
     char jerr[256] = "";
     if (!build_jwt(cfg, &jwt, jerr, sizeof jerr)) {
