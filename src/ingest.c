@@ -160,6 +160,21 @@ static void fail(ingest_result *r, const char *why)
     r->why = why;
 }
 
+/* A 503 that says why JetStream refused (a full stream, a stream deleted
+ * since the subject was looked up...), the server's words where it gave some. */
+static void refused(ingest_result *r, const jsPubAckErr *pae)
+{
+    const char *reason = "no reason given";
+    if (pae && pae->Err == NATS_NO_RESPONDERS)
+        reason = "no stream captures the subject any more";
+    else if (pae && pae->ErrText && *pae->ErrText)
+        reason = pae->ErrText;
+    else if (pae && pae->Err != NATS_OK)
+        reason = natsStatus_GetText(pae->Err);
+    snprintf(r->why_buf, sizeof r->why_buf, "JetStream refused the message: %s", reason);
+    fail(r, r->why_buf);
+}
+
 /* The PubAck (or its timeout / error) for one async publish. Runs on the
  * nats.c ack thread. `done` is called last: after it the op may be gone. */
 static void streams_mark_stale(ingest *g);
@@ -196,7 +211,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     } else if (pae && pae->Err == NATS_TIMEOUT) {
         fail(&op->res, OUTCOME_UNKNOWN_JS);
     } else {
-        fail(&op->res, "JetStream refused the message");
+        refused(&op->res, pae);
     }
     op->done(op->ctx);
     finished(g);

@@ -32,12 +32,13 @@ typedef struct ingest ingest;
 
 /* Outcome of one publish. */
 typedef struct {
-    hr_status st;     /* HR_OK = taken; HR_ERR_UNAVAILABLE = 503 (never published later) */
-    const char *why;  /* static detail for a 503 */
-    bool jetstream;   /* stored by JetStream (stream/seq/duplicate valid) */
-    char stream[256]; /* capturing stream */
-    uint64_t seq;     /* stream sequence (the stored message's when duplicate) */
-    bool duplicate;   /* the Nats-Msg-Id was already stored */
+    hr_status st;      /* HR_OK = taken; HR_ERR_UNAVAILABLE = 503 (never published later) */
+    const char *why;   /* detail for a 503: static, or why_buf */
+    char why_buf[192]; /* JetStream's own reason for a refusal, when it gave one */
+    bool jetstream;    /* stored by JetStream (stream/seq/duplicate valid) */
+    char stream[256];  /* capturing stream */
+    uint64_t seq;      /* stream sequence (the stored message's when duplicate) */
+    bool duplicate;    /* the Nats-Msg-Id was already stored */
 } ingest_result;
 
 typedef void (*ingest_fn)(void *ctx);
