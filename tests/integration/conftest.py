@@ -2,6 +2,7 @@
 process, each on free loopback ports, started and stopped by the tests."""
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -129,8 +130,9 @@ class Response:
 class Herald:
     """One herald process. `config` is a dict written to a temp file."""
 
-    def __init__(self, tmp, config=None, env=None, nats_url=None):
+    def __init__(self, tmp, config=None, env=None, nats_url=None, nofile=None):
         self.tmp = tmp
+        self.nofile = nofile  # RLIMIT_NOFILE for herald (soft and hard), None: inherited
         self.http_port = free_port()
         self.ws_port = free_port()
         cfg = {"http": {"listen": f"127.0.0.1:{self.http_port}"},
@@ -162,9 +164,13 @@ class Herald:
         return f"ws://127.0.0.1:{self.ws_port}/v1/ws"
 
     def start(self, wait=True):
+        nofile = self.nofile
+        preexec = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) \
+            if nofile else None
         self.proc = subprocess.Popen(
             [HERALD_BIN, "--config", self.config_path], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "wb"))
+            stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "wb"),
+            preexec_fn=preexec)
         if wait:
             wait_for(lambda: self.proc.poll() is not None or
                      self.get("/healthz").status == 200, what="herald /healthz")
@@ -193,6 +199,16 @@ class Herald:
     def wait(self, timeout=15):
         return self.proc.wait(timeout * SLACK)
 
+    def memory_kib(self):
+        """(VmHWM, VmRSS) of the running process in KiB: its peak and
+        current resident memory."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            v = dict(l.split(":", 1) for l in f if l.startswith(("VmHWM", "VmRSS")))
+        return int(v["VmHWM"].split()[0]), int(v["VmRSS"].split()[0])
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -211,6 +227,17 @@ def assert_problem(r, status):
     p = r.json()
     assert p["status"] == status and p["title"] and p["detail"] and p["type"]
     return p
+
+
+def standard_webhook_headers(secret, msg_id, body):
+    """Headers of a Standard Webhooks delivery signed with the scheme's own
+    library (`standardwebhooks`), for the suites that load herald with them."""
+    import datetime
+    from standardwebhooks.webhooks import Webhook
+    when = datetime.datetime.now(tz=datetime.timezone.utc)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode()),
+            "Content-Type": "application/json"}
 
 
 def check_sanitizer_clean(text):
@@ -237,8 +264,8 @@ def nats(tmp):
 def make_herald(tmp):
     started = []
 
-    def make(config=None, env=None, nats_url=None, start=True):
-        h = Herald(tmp, config, env, nats_url)
+    def make(config=None, env=None, nats_url=None, start=True, nofile=None):
+        h = Herald(tmp, config, env, nats_url, nofile)
         started.append(h)
         return h.start() if start else h
 
@@ -258,3 +285,30 @@ def run_herald(args, env=None, timeout=20):
     e.update(env or {})
     return subprocess.run([HERALD_BIN] + args, env=e, capture_output=True,
                           text=True, timeout=timeout * SLACK)
+
+
+# ---- figures a test reports (peak RSS and the like) ---------------------------
+
+FIGURES = []
+
+
+@pytest.fixture
+def figures(request):
+    """record(**figures): one line per test in the run's summary (and in the
+    JSON-lines file HERALD_FIGURES_FILE names, if set), e.g. peak RSS."""
+    def record(**kv):
+        row = {"test": request.node.name, "variant": os.environ.get("HERALD_VARIANT", "plain"),
+               **kv}
+        FIGURES.append(row)
+        path = os.environ.get("HERALD_FIGURES_FILE")
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("herald figures")
+        for row in FIGURES:
+            terminalreporter.write_line(json.dumps(row))
