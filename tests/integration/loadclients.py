@@ -174,3 +174,67 @@ class Receivers:
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class Bystander:
+    """A well-behaved client beside an attack, in its own thread: every
+    `every` s it calls /healthz (which must answer 200 within 2 s), POSTs a
+    signed webhook (core delivery: 202), and publishes an event that its
+    WebSocket session must receive. check() asserts that all of it kept
+    working; `counts` says how often it did."""
+
+    def __init__(self, h, nats_url, every=0.25, tok=None):
+        from natsclient import NatsClient
+        from websockets.sync.client import connect as sync_connect
+        self.h, self.every = h, every
+        self.nc = NatsClient(nats_url)
+        self.ws = sync_connect(h.ws_url, subprotocols=["herald.v1"], open_timeout=10 * SLACK,
+                               additional_headers={"Authorization": f"Bearer {tok}"} if tok
+                               else None)
+        assert json.loads(self.ws.recv(10 * SLACK))["type"] == "ready"
+        self.ws.send(json.dumps({"type": "subscribe", "id": "s", "subject": "public.bystander"}))
+        assert json.loads(self.ws.recv(10 * SLACK))["type"] == "ok"
+        self.failures, self.worst_healthz = [], 0.0
+        self.counts = {"healthz": 0, "webhooks": 0, "events": 0}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            try:
+                t0 = time.monotonic()
+                r = self.h.get("/healthz", timeout=2)
+                took = time.monotonic() - t0
+                self.worst_healthz = max(self.worst_healthz, took)
+                if r.status != 200 or took > 2:
+                    self.failures.append(("healthz", r.status, took))
+                self.counts["healthz"] += 1
+                r = post_webhook(self.h, f"bystander-{i}", "core")
+                if r.status != 202:
+                    self.failures.append(("webhook", r.status, r.body[:200]))
+                self.counts["webhooks"] += 1
+                self.nc.run(self.nc.nc.publish("public.bystander", json.dumps({"n": i}).encode()))
+                while True:
+                    m = json.loads(self.ws.recv(5 * SLACK))
+                    if m["type"] == "event" and m["data"]["n"] == i:
+                        break
+                self.counts["events"] += 1
+            except Exception as e:
+                self.failures.append(("exception", repr(e)))
+            self._stop.wait(self.every)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(30 * SLACK)
+        self.ws.close()
+        self.nc.close()
+
+    def check(self, least=3):
+        assert not self.failures, self.failures[:5]
+        assert min(self.counts.values()) >= least, self.counts
