@@ -5,7 +5,8 @@
 # DIR/herald.json: anonymous may subscribe to bench.>, 8 MiB queues, drop policy.
 # HERALD_HISTORY=STREAM adds "history": [{"stream": STREAM, "subjects": ["bench.>"]}]
 # (the stream must exist first); HERALD_MAX_QUEUE_BYTES overrides the queue size;
-# HERALD_WS_THREADS=N adds "threads": N to the ws section (unset: herald's default).
+# HERALD_WS_THREADS=N adds "threads": N to the ws section (unset: herald's default);
+# HERALD_EXTRA is inserted at the top level as is (e.g. '"webhooks": {...},').
 # Writes DIR/herald.pid, DIR/herald.log; prints the PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ cat >"$dir/herald.json" <<CONF
           "max_subscriptions": 100 },
   "nats": { "servers": ["nats://127.0.0.1:$nport"], "name": "herald-bench" },
   $history
+  ${HERALD_EXTRA:-}
   "permissions": { "roles": { "anonymous": { "subscribe": { "allow": ["bench.>"] } } } },
   "log": { "level": "${HERALD_LOG_LEVEL:-warn}" }
 }
