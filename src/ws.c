@@ -3,6 +3,7 @@
 #include "herald/ws.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <poll.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -85,7 +87,8 @@ struct ws_server {
     int nthreads;
     ws_thread *thr[HUB_MAX_SHARDS];
     char iface[64];
-    int listen_fd; /* the acceptor's (more than one thread), else -1 */
+    int listen_fd;  /* the acceptor's (more than one thread), else -1 */
+    int fd_ceiling; /* an accepted descriptor numbered this high is refused at once */
     pthread_t acceptor;
     bool acceptor_started;
     pthread_mutex_t done_mu; /* with done_cv: ws_stop waits for the threads */
@@ -316,6 +319,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(t, wsi);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* lws accepted it (one thread) */
+        return (int)(intptr_t)in >= t->srv->fd_ceiling ? -1 : 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return -1; /* never serve WebSocket sessions on the HTTP protocol */
     case LWS_CALLBACK_HTTP:
@@ -638,6 +643,10 @@ static void *acceptor_main(void *arg)
                     usleep(50 * 1000); /* out of descriptors: let closes catch up */
                 break;
             }
+            if (fd >= w->fd_ceiling) {
+                close(fd); /* out of descriptors but HTTP's: refuse */
+                continue;
+            }
             ws_thread *t = w->thr[next++ % (unsigned)w->nthreads];
             pthread_mutex_lock(&t->fd_lock);
             bool taken = t->nfds < sizeof t->fds / sizeof *t->fds;
@@ -728,6 +737,17 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
                                       "Closed WebSocket sessions by reason.", "reason");
     w->env.m_auth_fail = metrics_counter(m, "herald_auth_failures_total",
                                          "Refused authentications by reason.", "reason");
+
+    /* Connections that have not upgraded yet are not counted by any limit:
+     * refuse one whose descriptor leaves fewer free than the HTTP API's
+     * connections and a reserve need (Linux hands out the lowest free
+     * number), so a flood of them cannot starve the HTTP listener. */
+    struct rlimit rl;
+    w->fd_ceiling = INT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT_MAX) {
+        int64_t c = (int64_t)rl.rlim_cur - 32 - cfg->max_http_connections;
+        w->fd_ceiling = c < 16 ? 16 : (int)c;
+    }
 
     int n = cfg->ws_threads < 1 ? 1 : cfg->ws_threads;
     if (n > HUB_MAX_SHARDS)
