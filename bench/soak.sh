@@ -14,28 +14,26 @@
 # would be a leak rather than the cache filling up.
 # The run directory /tmp/soak.* keeps the logs. Run it with nice on a shared host.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+BENCH=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$BENCH")
+cd "$root"
+. "$BENCH/lib.sh"
 minutes=${1:-10}
-dir=$(mktemp -d /tmp/soak.XXXXXX)
+bench_init soak soak-
+dir=$RUN
 export NATS_PORT=${NATS_PORT:-24622} NATS_WS_PORT=${NATS_WS_PORT:-24680}
 export HERALD_HTTP_PORT=${HERALD_HTTP_PORT:-24681} HERALD_WS_PORT=${HERALD_WS_PORT:-24682}
 export SOAK_WH_SECRET="whsec_$(printf '%s' 'soak-key-0123456789abcdef0123456' | base64)"
 py="${PYTHON:-$root/.venv/bin/python}"
-pids=()
-cleanup() {
-  [ -f "$dir/herald.pid" ] && kill "$(cat "$dir/herald.pid")" 2>/dev/null || true
-  [ -f "$dir/nats/nats.pid" ] && kill "$(cat "$dir/nats/nats.pid")" 2>/dev/null || true
-}
-trap cleanup EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# soak.py restarts nats-server: stop whichever one runs at the end
+trap 'PIDS+=("$(cat "$dir/nats/nats.pid" 2>/dev/null)"); cleanup' EXIT
 
 "$root/bench/start-nats.sh" "$dir/nats" >/dev/null
 HERALD_EXTRA='"webhooks": { "soak": { "verify": { "scheme": "standard-webhooks", "secret_env": "SOAK_WH_SECRET", "replay_window_s": 60 }, "subject": "webhooks.soak.{+json:/type}", "delivery": "jetstream" } },' \
   "$root/bench/start-herald.sh" "$dir" >/dev/null
 hpid=$(cat "$dir/herald.pid")
-mkdir -p "$root/bench/results"
-out="$root/bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ)"
+PIDS+=("$hpid")
+out="${OUT%.md}"
 echo "soak: $minutes min, herald pid $hpid, run dir $dir" >&2
 rc=0
 "$py" "$root/bench/soak.py" --minutes "$minutes" \
