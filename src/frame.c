@@ -18,6 +18,9 @@ frame *frame_new(size_t len)
     f->len = len;
     f->subject = NULL;
     f->subject_len = 0;
+    f->raw = NULL;
+    f->raw_len = 0;
+    f->seq = -1;
     f->data[FRAME_PRE + len] = '\0';
     return f;
 }
@@ -298,6 +301,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     size_t pos = 0;
     bool ok = PUTS("{\"type\":\"event\",\"subject\":") &&
               frame_json_string(out, cap, &pos, subject, slen);
+    size_t raw_at = 0; /* AS_JSON: where the payload sits in the frame's payload */
     if (mode == AS_B64) {
         ok = ok && PUTS(",\"data_b64\":\"");
         if (ok) {
@@ -306,6 +310,7 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
         }
     } else {
         ok = ok && PUTS(",\"data\":");
+        raw_at = pos;
         if (mode == AS_JSON)
             ok = ok && put(out, cap, &pos, payload, plen);
         else
@@ -322,9 +327,11 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
         return NULL;
     }
     /* Shrink to the exact size (a text payload was sized for the worst
-     * escaping) and keep the raw subject behind the payload. Not shared yet,
-     * so moving it is safe. */
-    frame *g = realloc(f, sizeof *f + FRAME_PRE + pos + 1 + slen + 1);
+     * escaping) and keep the raw subject behind the payload, and the raw
+     * payload too unless the JSON holds it verbatim. Not shared yet, so
+     * moving it is safe. */
+    size_t extra = mode == AS_JSON ? 0 : plen;
+    frame *g = realloc(f, sizeof *f + FRAME_PRE + pos + 1 + slen + 1 + extra);
     if (!g) {
         frame_release(f);
         return NULL;
@@ -336,7 +343,20 @@ frame *frame_event(const char *subject, size_t slen, const void *payload, size_t
     p[pos + 1 + slen] = '\0';
     g->subject = p + pos + 1;
     g->subject_len = slen;
+    if (extra)
+        memcpy(p + pos + 1 + slen + 1, payload, plen);
+    g->raw = (const unsigned char *)(mode == AS_JSON ? p + raw_at : p + pos + 1 + slen + 1);
+    g->raw_len = plen;
+    g->seq = seq < 0 ? -1 : seq;
     return g;
+}
+
+bool frame_event_is(const frame *f, const char *subject, size_t slen, const void *payload,
+                    size_t plen, int64_t seq)
+{
+    return f->is_event && f->raw && f->seq == (seq < 0 ? -1 : seq) && f->subject_len == slen &&
+           f->raw_len == plen && memcmp(f->subject, subject, slen) == 0 &&
+           (plen == 0 || memcmp(f->raw, payload, plen) == 0);
 }
 
 frame *frame_from_json(const json_t *o)

@@ -22,7 +22,10 @@ typedef struct frame {
     size_t len;          /* payload bytes */
     const char *subject; /* event: the raw NATS subject (NUL-terminated, inside data) */
     size_t subject_len;
-    unsigned char data[]; /* FRAME_PRE + len + 1 (NUL, for logging) [+ subject + NUL] */
+    const unsigned char *raw; /* event: the raw NATS payload (inside data) */
+    size_t raw_len;
+    int64_t seq;          /* event: its `seq`, < 0 when none */
+    unsigned char data[]; /* FRAME_PRE + len + 1 (NUL, for logging) [+ subject + NUL [+ raw]] */
 } frame;
 
 /* A frame with room for `len` payload bytes (uninitialised). NULL on OOM. */
@@ -38,9 +41,14 @@ void frame_release(frame *f);
 /* The `event` frame for one NATS message, sized exactly, carrying a copy of
  * the raw subject (for delivery checks after the NATS message is gone): `data` is the payload
  * verbatim when it is valid JSON (empty → ""), else a JSON string when it is valid UTF-8, else
- * `data_b64`. `time` is RFC 3339; seq < 0 means no `seq`. */
+ * `data_b64`. `time` is RFC 3339; seq < 0 means no `seq`. The raw payload stays reachable
+ * (`raw`: inside the JSON when embedded verbatim, else a copy behind the subject) so that
+ * frame_event_is may tell the frame of another copy of the same message (hub.h). */
 frame *frame_event(const char *subject, size_t slen, const void *payload, size_t plen,
                    const char *time, int64_t seq);
+/* `f` is the event frame_event builds for exactly this subject, payload and seq (any time). */
+bool frame_event_is(const frame *f, const char *subject, size_t slen, const void *payload,
+                    size_t plen, int64_t seq);
 
 /* A control frame from a JSON object (compact). Does not steal `o`. */
 frame *frame_from_json(const json_t *o);

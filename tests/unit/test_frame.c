@@ -743,6 +743,44 @@ static void test_json_string(void **state)
     assert_int_equal(pos, 10);
 }
 
+/* frame_event_is recognises the frame of another copy of the same message
+ * (evcache.h) whatever the payload's encoding, and nothing else. */
+static void test_event_is(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *payload;
+        size_t len;
+    } payloads[] = {
+        {"{\"a\":[1,2]}", 11}, /* verbatim JSON */
+        {"plain text", 10},    /* JSON string */
+        {"\xff\xfe\x00x", 4},  /* base64 */
+        {"", 0},               /* "" */
+    };
+    for (size_t i = 0; i < sizeof payloads / sizeof *payloads; i++) {
+        const char *p = payloads[i].payload;
+        size_t n = payloads[i].len;
+        frame *f = frame_event(S("a.b"), p, n, TIME, -1);
+        frame *g = frame_event(S("a.b"), p, n, TIME, 7);
+        assert_non_null(f);
+        assert_non_null(g);
+        assert_true(frame_event_is(f, S("a.b"), p, n, -1));
+        assert_true(frame_event_is(f, S("a.b"), p, n, -5)); /* any negative: no seq */
+        assert_false(frame_event_is(f, S("a.b"), p, n, 7));
+        assert_true(frame_event_is(g, S("a.b"), p, n, 7));
+        assert_false(frame_event_is(g, S("a.b"), p, n, 8));
+        assert_false(frame_event_is(f, S("a.c"), p, n, -1));
+        assert_false(frame_event_is(f, S("a.bb"), p, n, -1));
+        assert_false(frame_event_is(f, S("a.b"), "{\"a\":[1,3]}", 11, -1));
+        assert_false(frame_event_is(f, S("a.b"), p, n + (n ? -1 : 1) * 1, -1));
+        frame_release(f);
+        frame_release(g);
+    }
+    frame *c = frame_ok("1"); /* not an event */
+    assert_false(frame_event_is(c, S("a.b"), "", 0, -1));
+    frame_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_event_fields),
         cmocka_unit_test(test_event_odd_subjects),
         cmocka_unit_test(test_event_large),
+        cmocka_unit_test(test_event_is),
         cmocka_unit_test(test_ok_pong),
         cmocka_unit_test(test_error),
         cmocka_unit_test(test_dropped),
