@@ -6,9 +6,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "herald/clock.h"
+#include "herald/evcache.h"
 #include "herald/log.h"
 #include "herald/netutil.h"
 #include "herald/replay.h"
@@ -29,6 +32,8 @@
 #define WORKER_TICK_MS      250   /* the worker notices a NATS reconnection this often */
 #define REPLAY_BATCH        1024  /* messages per replay batch at most */
 #define REPLAY_FIRST_BATCH  16
+#define REUSE_WINDOW_MS     1000       /* a copy of a message reuses its frame this long */
+#define REUSE_MAX_BYTES     (8u << 20) /* frames held for reuse */
 
 _Static_assert(HUB_MAX_SHARDS <= 64, "shard masks are 64-bit");
 
@@ -167,8 +172,9 @@ struct hub {
     _Atomic int refs;
     jsCtx *js; /* worker: ordered consumers */
     pthread_condattr_t op_cond_attr;
-    replayer *rpl; /* per-subscription replays */
-    metrics_cell *m_nats_subs, *m_lost, *m_invalid, *m_consumers;
+    replayer *rpl;   /* per-subscription replays */
+    evcache *recent; /* frames of the latest messages: their copies reuse them */
+    metrics_cell *m_nats_subs, *m_lost, *m_invalid, *m_consumers, *m_encoded;
     metrics_cell *m_replays_seq, *m_replays_last, *m_replayed, *m_gaps;
 };
 
@@ -264,11 +270,13 @@ static bool inbox_push(hub_shard *sh, const item *it)
     return ok;
 }
 
-/* An event for one shard, unless its inbox is over its bound: then the
- * shard's receivers learn how many they missed (`lost`). */
+/* An event for one shard (a reference and a pointer pushed under one lock),
+ * unless its inbox is over its bound: then the shard's receivers learn how
+ * many they missed (`lost`). */
 static void push_event(hub_shard *sh, sub_closure *c, frame *f, uint64_t seq)
 {
     hub *h = sh->h;
+    item it = {.kind = ITEM_EVENT, .id = c->id, .f = f, .seq = seq};
     pthread_mutex_lock(&sh->lock);
     bool full = sh->inbox_bytes + f->len > INBOX_MAX_BYTES;
     bool warn = full && !sh->warned_full;
@@ -276,36 +284,62 @@ static void push_event(hub_shard *sh, sub_closure *c, frame *f, uint64_t seq)
         sh->warned_full = true;
     else if (sh->inbox_bytes < INBOX_MAX_BYTES / 2)
         sh->warned_full = false;
-    pthread_mutex_unlock(&sh->lock);
-    if (!full) {
-        item it = {.kind = ITEM_EVENT, .id = c->id, .f = frame_ref(f), .seq = seq};
-        inbox_push(sh, &it);
-        return;
+    if (!full && !sh->closed && vec_push(&sh->inbox, &it)) {
+        frame_ref(f);
+        sh->inbox_bytes += f->len;
+        if (sh->inbox.n == 1) /* as in inbox_push */
+            h->cb.wake(sh->ctx);
     }
+    pthread_mutex_unlock(&sh->lock);
+    if (!full)
+        return;
     metrics_add(h->m_lost, 1);
     if (warn)
         log_warn("event inbox full: dropping events until the service thread catches up", NULL);
     if (atomic_fetch_add(&c->lost[sh->idx], 1) == 0) {
-        item it = {.kind = ITEM_LOST, .id = c->id, .closure = c};
-        inbox_push(sh, &it);
+        item lost = {.kind = ITEM_LOST, .id = c->id, .closure = c};
+        inbox_push(sh, &lost);
     }
 }
 
+/* What on_msg's encoder needs (evcache_make_fn). */
+typedef struct {
+    hub *h;
+    const char *subject;
+    size_t slen;
+    natsMsg *msg;
+    uint64_t seq;
+} encode_req;
+
+/* The first copy of a message: validate and encode (under its cache set's
+ * lock; later copies find the frame). */
+static frame *encode(void *ctx)
+{
+    encode_req *e = ctx;
+    /* NATS takes any non-whitespace bytes; a browser must fail its
+     * connection on invalid UTF-8 in a text frame (contract §3). */
+    if (!subject_valid(e->subject, e->slen)) {
+        metrics_add(e->h->m_invalid, 1);
+        return NULL;
+    }
+    char now[40];
+    clock_rfc3339_now(now, sizeof now);
+    frame *f =
+        frame_event(e->subject, e->slen, natsMsg_GetData(e->msg),
+                    (size_t)natsMsg_GetDataLength(e->msg), now, e->seq ? (int64_t)e->seq : -1);
+    if (f)
+        metrics_add(e->h->m_encoded, 1);
+    return f;
+}
+
 /* NATS delivery thread: encode once, hand the same frame to every shard
- * with receivers; the message is not kept. */
+ * with receivers; the message is not kept. A message that matches several
+ * interests arrives once per interest: the copies after the first find its
+ * frame in h->recent (evcache.h), so each costs a lookup and a reference. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     sub_closure *c = closure;
     hub *h = c->h;
-    const char *subject = natsMsg_GetSubject(msg);
-    size_t slen = strlen(subject);
-    /* NATS takes any non-whitespace bytes; a browser must fail its
-     * connection on invalid UTF-8 in a text frame (contract §3). */
-    if (!subject_valid(subject, slen)) {
-        metrics_add(h->m_invalid, 1);
-        natsMsg_Destroy(msg);
-        return;
-    }
     uint64_t seq = 0;
     uint64_t pending;
     if (c->js) {
@@ -322,10 +356,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         natsMsg_Destroy(msg);
         return;
     }
-    char now[40];
-    clock_rfc3339_now(now, sizeof now);
-    frame *f = frame_event(subject, slen, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
-                           now, seq ? (int64_t)seq : -1);
+    const char *subject = natsMsg_GetSubject(msg);
+    encode_req e = {h, subject, strlen(subject), msg, seq};
+    frame *f = evcache_get(h->recent, e.subject, e.slen, natsMsg_GetData(msg),
+                           (size_t)natsMsg_GetDataLength(msg), seq ? (int64_t)seq : -1,
+                           clock_now_ms(), encode, &e, NULL);
     natsMsg_Destroy(msg);
     if (!f)
         return;
@@ -738,6 +773,10 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
     h->next_id = 1;
     h->refs = 1;
     h->ops_tail = &h->ops_head;
+    uint64_t seed = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)h;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
+        seed ^= (uint64_t)getpid() << 32;
+    h->recent = evcache_new(seed, REUSE_WINDOW_MS, REUSE_MAX_BYTES);
     pthread_mutex_init(&h->tab_lock, NULL);
     pthread_mutex_init(&h->op_lock, NULL);
     pthread_condattr_init(&h->op_cond_attr);
@@ -760,6 +799,10 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
     h->m_lost = metrics_cell0(metrics_counter(
         m, "herald_hub_overload_drops_total",
         "Events dropped before fan-out because a service thread was overloaded.", NULL));
+    h->m_encoded = metrics_cell0(metrics_counter(
+        m, "herald_frames_encoded_total",
+        "Live event frames encoded: one per NATS message, however many interests it matches.",
+        NULL));
     h->m_invalid = metrics_cell0(
         metrics_counter(m, "herald_events_invalid_total",
                         "NATS messages never delivered: their subject is not valid.", NULL));
@@ -776,7 +819,7 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
         m, "herald_history_gaps_total", "Resumes whose sequence was no longer stored.", NULL));
     replay_sink sink = {rp_started, rp_event, rp_batch_end, h};
     h->rpl = replayer_new(b, h->m_consumers, h->m_invalid, &sink);
-    if (!h->rpl || pthread_create(&h->worker, NULL, worker_main, h) != 0) {
+    if (!h->rpl || !h->recent || pthread_create(&h->worker, NULL, worker_main, h) != 0) {
         hub_free(h);
         return NULL;
     }
@@ -1276,5 +1319,6 @@ static void hub_destroy(hub *h)
     pthread_mutex_destroy(&h->op_lock);
     pthread_cond_destroy(&h->op_cond);
     pthread_condattr_destroy(&h->op_cond_attr);
+    evcache_free(h->recent);
     free(h);
 }

@@ -20,6 +20,24 @@
  * unsubscribe only. hub_new, hub_close, hub_shutdown and hub_free: the
  * thread that starts and stops the service threads.
  *
+ * Overlapping patterns (issue 17): NATS delivers a message once per
+ * matching subscription, so a message that matches k of the process's
+ * patterns arrives k times, and the contract wants each of a session's k
+ * matching subscriptions to get it. Herald keeps the k deliveries and makes
+ * everything after the first copy cheap instead: the first copy is
+ * validated and encoded, the others find that frame by content in a small
+ * bounded cache (evcache.h; `herald_frames_encoded_total` counts one per
+ * message) and cost a lookup, one reference per receiving shard and a
+ * pointer pushed into its inbox; each delivery is then a pointer in the
+ * session's ring (under `drop` a full ring drops its oldest reference:
+ * nothing is allocated or encoded for a client that never reads, which the
+ * ping timeout closes). Matching locally from one NATS subscription instead
+ * would make NATS send herald more than its clients asked for; charging
+ * deliveries against a session budget would break "once per matching
+ * subscription". What remains per copy is nats.c's (parse, allocation,
+ * hand-over to a delivery thread), bounded by ws.max_subscriptions per
+ * session (bench/overlap.sh measures both).
+ *
  * History (contract §3 "Resume"): an interest whose pattern a history
  * stream holds is fed by one JetStream ordered consumer instead of a core
  * subscription, and its frames carry `seq`. A subscription with `since`
