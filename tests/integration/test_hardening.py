@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import SLACK, assert_problem, free_port, run_herald, wait_for
+from conftest import SANITIZED, SLACK, assert_problem, free_port, run_herald, wait_for
 from natsclient import NatsClient
 from wsclient import ENV, RawClient, SECRET, config, token
 
@@ -438,3 +438,114 @@ def test_replay_window_s_is_validated(tmp):
             json.dump({"webhooks": {"a": {"verify": verify, "subject": "a"}}}, f)
         r = run_herald(["--check-config", path], env={"GH_SECRET": "x"})
         assert (r.returncode == 0) == ok, (verify, r.stdout, r.stderr)
+
+
+# ---- defect 2: overlapping subscriptions do not multiply the work -----------
+
+OVERLAP_SUBJECT = "public.a.b.c.d.e.f.g"
+
+
+def overlapping_patterns(n):
+    """n distinct patterns that all match OVERLAP_SUBJECT: each token a
+    literal or `*`, optionally cut short by `>`."""
+    import itertools
+    toks = OVERLAP_SUBJECT.split(".")[1:]
+    out = []
+    for cut in range(len(toks), 0, -1):
+        for stars in itertools.product([False, True], repeat=cut):
+            p = ["*" if s else t for s, t in zip(stars, toks)] + ([">"] if cut < len(toks) else [])
+            pat = "public." + ".".join(p)
+            if pat != OVERLAP_SUBJECT:
+                out.append(pat)
+            if len(out) == n:
+                return out
+    raise AssertionError("not enough patterns")
+
+
+def metric_int(h, name):
+    for line in h.get("/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def raw_subscribe(c, patterns):
+    c.read_frame()  # ready
+    for i, p in enumerate(patterns):
+        c.send_text(json.dumps({"type": "subscribe", "id": str(i), "subject": p}))
+    for _ in patterns:
+        m = json.loads(c.read_frame()[1])
+        assert m["type"] == "ok", m
+
+
+def vm_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(field)
+
+
+def test_overlapping_subscriptions_encode_each_event_once(make_herald, nats):
+    """An anonymous client holds 100 patterns that all match one subject,
+    under slow_consumer: drop, and never reads. Each of N events then
+    arrives from NATS once per pattern (one NATS interest per pattern), but
+    is validated and encoded once (herald_frames_encoded_total == N, not
+    ~100·N); an ordinary client receives every event, a reading client with
+    5 overlapping patterns receives each 5 times (contract §3), and herald's
+    memory stays bounded."""
+    h = make_herald(config(ws={"slow_consumer": "drop", "max_queue_bytes": 65536}),
+                    env=ENV, nats_url=nats.url)
+    attacker = RawClient(h.ws_port, rcvbuf=4096)
+    reader = RawClient(h.ws_port)
+    overlap = RawClient(h.ws_port)
+    try:
+        pats = overlapping_patterns(100)
+        raw_subscribe(attacker, pats)  # from here on it never reads
+        raw_subscribe(reader, [OVERLAP_SUBJECT])
+        raw_subscribe(overlap, pats[:5])
+        interests = metric_int(h, "herald_nats_subscriptions")
+        assert interests == 101  # one per distinct pattern, shared
+        rss0 = vm_kib(h.proc.pid, "VmRSS")
+        n, batch, copies = 300, 25, 100 + 1 + 5
+        nc = NatsClient(nats.url)
+        try:
+            for b in range(0, n, batch):
+                async def pub(first=b):
+                    for i in range(first, first + batch):
+                        await nc.nc.publish(OVERLAP_SUBJECT,
+                                            json.dumps({"n": i, "pad": "x" * 100}).encode())
+                    await nc.nc.flush()
+                nc.run(pub())
+                # Every copy of this batch queued (the attacker's by dropping
+                # older ones) before the next: the copies of one event then
+                # arrive well within herald's reuse window, however slow the
+                # build, and the count is exact.
+                want = (b + batch) * copies
+                wait_for(lambda: metric_int(h, "herald_events_delivered_total") >= want,
+                         timeout=30 * SLACK, what=f"batch {b}: {want} deliveries")
+        finally:
+            nc.close()
+        assert metric_int(h, "herald_frames_encoded_total") == n
+        assert metric_int(h, "herald_events_dropped_total") > 0  # the attacker overflowed
+        got = []
+        while len(got) < n:
+            m = json.loads(reader.read_frame()[1])
+            assert m["type"] == "event", m
+            got.append(m["data"]["n"])
+        assert got == list(range(n))
+        counts = {}
+        for _ in range(5 * n):
+            m = json.loads(overlap.read_frame()[1])
+            assert m["type"] == "event", m
+            counts[m["data"]["n"]] = counts.get(m["data"]["n"], 0) + 1
+        assert counts == {i: 5 for i in range(n)}
+        peak = vm_kib(h.proc.pid, "VmHWM")
+        grew = vm_kib(h.proc.pid, "VmRSS") - rss0
+        print(f"herald RSS before the flood {rss0} KiB, growth {grew} KiB, peak {peak} KiB")
+        assert grew < (256 << 10 if SANITIZED else 32 << 10), (rss0, grew, peak)
+        assert h.get("/healthz").status == 200
+    finally:
+        attacker.close()
+        reader.close()
+        overlap.close()
