@@ -89,7 +89,9 @@ frame *evcache_get(evcache *c, const char *subject, size_t slen, const void *pay
     entry *victim = &st->e[0];
     for (size_t w = 0; w < EVCACHE_WAYS; w++) {
         entry *e = &st->e[w];
-        if (e->f && e->hash == h && now_ms - e->at_ms <= c->window_ms && now_ms >= e->at_ms &&
+        /* now_ms may be a little before at_ms: taken before this lock,
+         * while another thread built the frame */
+        if (e->f && e->hash == h && now_ms - e->at_ms <= c->window_ms &&
             frame_event_is(e->f, subject, slen, payload, plen, seq)) {
             frame *f = frame_ref(e->f);
             pthread_mutex_unlock(&st->lock);

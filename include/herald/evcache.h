@@ -49,7 +49,8 @@ void evcache_free(evcache *c);
 
 /* The event frame for (subject, payload, seq) at `now_ms` (any monotonic
  * milliseconds): a new reference to the one remembered for exactly that
- * content if it was built at most window_ms ago (*made = false), else
+ * content if it was built at most window_ms before now_ms (or after it: a
+ * lookup stamped before another thread built it) (*made = false), else
  * make(ctx)'s, remembered when it fits (*made = true; `made` may be NULL).
  * NULL when make fails. */
 frame *evcache_get(evcache *c, const char *subject, size_t slen, const void *payload, size_t plen,

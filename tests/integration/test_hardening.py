@@ -507,7 +507,7 @@ def test_overlapping_subscriptions_encode_each_event_once(make_herald, nats):
         interests = metric_int(h, "herald_nats_subscriptions")
         assert interests == 101  # one per distinct pattern, shared
         rss0 = vm_kib(h.proc.pid, "VmRSS")
-        n, batch, copies = 300, 25, 100 + 1 + 5
+        n, batch, copies = 300, 10, 100 + 1 + 5
         nc = NatsClient(nats.url)
         try:
             for b in range(0, n, batch):
