@@ -81,7 +81,8 @@ void evcache_free(evcache *c)
 }
 
 frame *evcache_get(evcache *c, const char *subject, size_t slen, const void *payload, size_t plen,
-                   int64_t seq, int64_t now_ms, evcache_make_fn make, void *ctx, bool *made)
+                   int64_t seq, int64_t now_ms, const frame *taken, evcache_make_fn make, void *ctx,
+                   bool *made)
 {
     uint64_t h = hash_bytes(hash_bytes(mix(c->seed, (uint64_t)seq), subject, slen), payload, plen);
     set *st = &c->sets[h % EVCACHE_SETS];
@@ -91,7 +92,7 @@ frame *evcache_get(evcache *c, const char *subject, size_t slen, const void *pay
         entry *e = &st->e[w];
         /* now_ms may be a little before at_ms: taken before this lock,
          * while another thread built the frame */
-        if (e->f && e->hash == h && now_ms - e->at_ms <= c->window_ms &&
+        if (e->f && e->f != taken && e->hash == h && now_ms - e->at_ms <= c->window_ms &&
             frame_event_is(e->f, subject, slen, payload, plen, seq)) {
             frame *f = frame_ref(e->f);
             pthread_mutex_unlock(&st->lock);

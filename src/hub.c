@@ -47,11 +47,12 @@ typedef enum { INTEREST_PENDING, INTEREST_ACTIVE, INTEREST_FAILED } interest_sta
 typedef struct sub_closure {
     hub *h;
     uint64_t id;
-    bool js;                 /* an ordered consumer: messages carry stream sequences */
-    _Atomic int refs;        /* NATS subscriptions holding it */
-    _Atomic uint64_t seen;   /* stream-fed: highest sequence received (the restart point) */
-    _Atomic uint64_t mask;   /* shards with receivers: where each event goes */
-    _Atomic uint64_t lost[]; /* per shard: events dropped because its inbox was full */
+    bool js;                    /* an ordered consumer: messages carry stream sequences */
+    _Atomic int refs;           /* NATS subscriptions holding it */
+    _Atomic uint64_t seen;      /* stream-fed: highest sequence received (the restart point) */
+    _Atomic uint64_t mask;      /* shards with receivers: where each event goes */
+    const frame *_Atomic taken; /* the last frame it passed on (evcache_get; only compared) */
+    _Atomic uint64_t lost[];    /* per shard: events dropped because its inbox was full */
 } sub_closure;
 
 /* One distinct pattern, process-wide. Under hub.tab_lock, except the
@@ -360,10 +361,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     encode_req e = {h, subject, strlen(subject), msg, seq};
     frame *f = evcache_get(h->recent, e.subject, e.slen, natsMsg_GetData(msg),
                            (size_t)natsMsg_GetDataLength(msg), seq ? (int64_t)seq : -1,
-                           clock_now_ms(), encode, &e, NULL);
+                           clock_now_ms(), atomic_load(&c->taken), encode, &e, NULL);
     natsMsg_Destroy(msg);
     if (!f)
         return;
+    atomic_store(&c->taken, f);
     for (int i = 0; mask; i++, mask >>= 1)
         if (mask & 1)
             push_event(h->shards[i], c, f, seq);

@@ -10,9 +10,12 @@
  * and two allocations. NATS core messages carry no identity, so a copy is
  * recognised by content: a frame is reused for a message with the same
  * subject, payload and seq (compared in full, frame_event_is) that arrives
- * within `window_ms` of the one it was built for. Such a frame is
- * byte-for-byte what encoding would give, but for `time`, which is then
- * the time herald received the first copy (at most window_ms earlier).
+ * within `window_ms` of the one it was built for, on a receiver (a NATS
+ * subscription) that has not taken that frame yet: one that has is getting
+ * a new message with the same content, which gets its own frame. A reused
+ * frame is byte-for-byte what encoding would give, but for `time`, which is
+ * then the time herald received the first copy (at most window_ms earlier;
+ * for a new message only when its receiver took other messages in between).
  *
  * Bounded: EVCACHE_SETS × EVCACHE_WAYS entries (a keyed hash of the content
  * picks a set, where a new frame replaces the oldest: the copies of up to
@@ -48,13 +51,18 @@ evcache *evcache_new(uint64_t seed, int64_t window_ms, size_t max_bytes);
 void evcache_free(evcache *c);
 
 /* The event frame for (subject, payload, seq) at `now_ms` (any monotonic
- * milliseconds): a new reference to the one remembered for exactly that
- * content if it was built at most window_ms before now_ms (or after it: a
- * lookup stamped before another thread built it) (*made = false), else
+ * milliseconds) for a receiver whose last frame was `taken` (NULL: none):
+ * a new reference to the one remembered for exactly that content if it was
+ * built at most window_ms before now_ms (or after it: a lookup stamped
+ * before another thread built it) and is not `taken` (*made = false), else
  * make(ctx)'s, remembered when it fits (*made = true; `made` may be NULL).
- * NULL when make fails. */
+ * NULL when make fails. The caller keeps the result's address as the
+ * receiver's next `taken`, without a reference: it is only compared, and if
+ * the frame is freed and its address reused, the worst case is one encode
+ * more. */
 frame *evcache_get(evcache *c, const char *subject, size_t slen, const void *payload, size_t plen,
-                   int64_t seq, int64_t now_ms, evcache_make_fn make, void *ctx, bool *made);
+                   int64_t seq, int64_t now_ms, const frame *taken, evcache_make_fn make, void *ctx,
+                   bool *made);
 
 /* Bytes of the frames held (for tests and metrics). */
 size_t evcache_bytes(evcache *c);

@@ -36,7 +36,7 @@ static frame *make(void *ctx)
 
 static frame *get(evcache *c, maker *m, int64_t now, bool *made)
 {
-    return evcache_get(c, S(m->subject), S(m->payload), m->seq, now, make, m, made);
+    return evcache_get(c, S(m->subject), S(m->payload), m->seq, now, NULL, make, m, made);
 }
 
 static void test_copies_share_one_frame(void **state)
@@ -57,7 +57,7 @@ static void test_copies_share_one_frame(void **state)
     }
     assert_int_equal(atomic_load(&m.calls), 1);
     /* made is optional */
-    frame *f = evcache_get(c, S("a.b"), S("{\"n\":1}"), -1, 6, make, &m, NULL);
+    frame *f = evcache_get(c, S("a.b"), S("{\"n\":1}"), -1, 6, NULL, make, &m, NULL);
     assert_ptr_equal(f, first);
     frame_release(f);
     frame_release(first);
@@ -122,6 +122,38 @@ static void test_window(void **state)
     evcache_free(c);
 }
 
+/* A receiver that already took the frame is getting a new message with the
+ * same content: it gets a new frame, which the other receivers then share. */
+static void test_taken_means_a_new_message(void **state)
+{
+    (void)state;
+    evcache *c = evcache_new(11, 1000, 1 << 20);
+    maker m = {.subject = "a.b", .payload = "{\"beat\":true}", .seq = -1};
+    bool made;
+    /* receivers A and B each get two identical messages */
+    const frame *a_taken = NULL, *b_taken = NULL;
+    frame *a1 = evcache_get(c, S(m.subject), S(m.payload), -1, 1, a_taken, make, &m, &made);
+    assert_true(made);
+    a_taken = a1;
+    frame *b1 = evcache_get(c, S(m.subject), S(m.payload), -1, 2, b_taken, make, &m, &made);
+    assert_false(made); /* B's copy of the first */
+    assert_ptr_equal(b1, a1);
+    b_taken = b1;
+    frame *a2 = evcache_get(c, S(m.subject), S(m.payload), -1, 500, a_taken, make, &m, &made);
+    assert_true(made); /* A took a1 already: the second message */
+    assert_ptr_not_equal(a2, a1);
+    a_taken = a2;
+    frame *b2 = evcache_get(c, S(m.subject), S(m.payload), -1, 501, b_taken, make, &m, &made);
+    assert_false(made); /* B's copy of the second */
+    assert_ptr_equal(b2, a2);
+    assert_int_equal(atomic_load(&m.calls), 2);
+    frame_release(a1);
+    frame_release(b1);
+    frame_release(a2);
+    frame_release(b2);
+    evcache_free(c);
+}
+
 static frame *fail_make(void *ctx)
 {
     atomic_fetch_add(&((maker *)ctx)->calls, 1);
@@ -135,7 +167,7 @@ static void test_make_fails(void **state)
     maker m = {.subject = "a.b", .payload = "x", .seq = -1};
     bool made = true;
     for (int i = 0; i < 3; i++) {
-        assert_null(evcache_get(c, S("a.b"), S("x"), -1, 1, fail_make, &m, &made));
+        assert_null(evcache_get(c, S("a.b"), S("x"), -1, 1, NULL, fail_make, &m, &made));
         assert_false(made);
     }
     assert_int_equal(atomic_load(&m.calls), 3); /* a failure is never remembered */
@@ -218,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_copies_share_one_frame),
         cmocka_unit_test(test_other_content_gets_its_own),
         cmocka_unit_test(test_window),
+        cmocka_unit_test(test_taken_means_a_new_message),
         cmocka_unit_test(test_make_fails),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_concurrent_copies_build_once),
