@@ -33,20 +33,8 @@ for v in EVENTS SUBS REPEAT BEFORE_REF BEFORE_BIN AFTER_BIN; do
 done
 CMD="$ENVS${CMD% }"
 
-RUN=$(mktemp -d /tmp/overlap.XXXXXX)
-STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-mkdir -p "$BENCH/results"
-OUT="$BENCH/results/overlap-$STAMP.md"
-PIDS=()
-log() { printf '[overlap] %s\n' "$*" >&2; }
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done
-  PIDS=()
-}
-trap 'cleanup; exit 130' INT TERM
-trap cleanup EXIT
+. "$BENCH/lib.sh"
+bench_init overlap overlap-
 
 build() { # ref|"" (working tree) dir -> path of herald
   local ref=$1 dir=$2 src=$ROOT
