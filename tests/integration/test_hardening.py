@@ -297,7 +297,11 @@ def test_http_connection_limit_per_ip(make_herald, nats):
     h = make_herald({"limits": {"max_http_connections_per_ip": 3}}, nats_url=nats.url)
     socks = [socket.create_connection(("127.0.0.1", h.http_port)) for _ in range(3)]
     try:
-        time.sleep(0.2)
+        # A kept-alive request on each: all three are surely accepted and
+        # counted before the fourth connects (a sleep was not enough under load).
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n")
+            assert b" 200 " in read_response(s).split(b"\r\n", 1)[0]
         extra = socket.create_connection(("127.0.0.1", h.http_port))
         assert refused(extra)
         extra.close()
