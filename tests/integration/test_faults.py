@@ -285,13 +285,15 @@ def test_sigterm_under_load_exits_0_leak_free(make_herald, nats, figures):
     nc = NatsClient(nats.url)
     nc.add_stream("SWH", ["webhooks.>"])
     nc.close()
-    h = make_herald(config(webhooks=WEBHOOKS, shutdown_timeout_s=10),
+    h = make_herald(config(webhooks=WEBHOOKS, shutdown_timeout_s=30),
                     env={**FAULT_ENV, **env_asan}, nats_url=nats.url)
     load = WebhookLoad(h, workers=4, pause=0.005)
 
     async def go():
         rx = await Receivers(h, "public.fan", 100).start()
-        pub = await Publisher(nats.url, "public.fan", every=0.005).start()
+        # 50 events/s to each of 100 sessions: the test's own clients must keep
+        # up on a loaded machine, or their backlog outlasts the budget.
+        pub = await Publisher(nats.url, "public.fan", every=0.02).start()
         load.start()
         await rx.wait_all_past(20, 15 * SLACK)
         await asyncio.sleep(1)  # in full swing
@@ -305,7 +307,7 @@ def test_sigterm_under_load_exits_0_leak_free(make_herald, nats, figures):
         await pub.stop()
         return codes, rc, took
     codes, rc, took = run(go())
-    assert codes == {1001}, codes
+    assert codes == {1001}, (codes, took)
     assert rc == 0, h.logs()[-3000:]
     logs = h.logs()
     check_sanitizer_clean(logs)
