@@ -56,9 +56,20 @@ static bool header_name_ok(const char *s, size_t n)
     return true;
 }
 
-hr_status whtmpl_compile(const char *text, whtmpl **out)
+#define PLACEHOLDER_MAX 255 /* bytes of one "{...}", braces included */
+
+#define COMPILE_ERR(...)                                                                           \
+    do {                                                                                           \
+        if (err && errsz)                                                                          \
+            snprintf(err, errsz, __VA_ARGS__);                                                     \
+        st = HR_ERR_INVALID;                                                                       \
+    } while (0)
+
+hr_status whtmpl_compile_err(const char *text, whtmpl **out, char *err, size_t errsz)
 {
     *out = NULL;
+    if (err && errsz)
+        err[0] = '\0';
     whtmpl *t = calloc(1, sizeof *t);
     if (!t)
         return HR_ERR_NOMEM;
@@ -66,7 +77,7 @@ hr_status whtmpl_compile(const char *text, whtmpl **out)
     const char *p = text;
     while (*p && st == HR_OK) {
         if (*p == '}') {
-            st = HR_ERR_INVALID;
+            COMPILE_ERR("unbalanced '}'");
             break;
         }
         if (*p != '{') {
@@ -77,7 +88,12 @@ hr_status whtmpl_compile(const char *text, whtmpl **out)
         }
         const char *end = strchr(p, '}');
         if (!end) {
-            st = HR_ERR_INVALID;
+            COMPILE_ERR("unterminated placeholder");
+            break;
+        }
+        int whole = (int)(end - p + 1); /* the placeholder as written, for messages */
+        if (whole > PLACEHOLDER_MAX) {
+            COMPILE_ERR("placeholder too long");
             break;
         }
         const char *b = p + 1;
@@ -96,17 +112,41 @@ hr_status whtmpl_compile(const char *text, whtmpl **out)
                    !memchr(b + 5, '{', n - 5)) {
             st = add_part(t, P_JSON, multi, b + 5, n - 5);
             t->needs_json = true;
+        } else if (n > 5 && memcmp(b, "json:", 5) == 0 && b[5] == '/') {
+            COMPILE_ERR("'{' inside placeholder %.*s", whole, p);
         } else {
-            st = HR_ERR_INVALID;
+            COMPILE_ERR("unknown placeholder %.*s", whole, p);
         }
         p = end + 1;
     }
     if (st != HR_OK) {
+        if (st == HR_ERR_NOMEM && err && errsz)
+            snprintf(err, errsz, "out of memory");
         whtmpl_free(t);
         return st;
     }
     *out = t;
     return HR_OK;
+}
+
+hr_status whtmpl_compile(const char *text, whtmpl **out)
+{
+    return whtmpl_compile_err(text, out, NULL, 0);
+}
+
+bool whtmpl_subject_shaped(const whtmpl *t)
+{
+    char sample[SUBJECT_MAX_BYTES + 1];
+    size_t n = 0;
+    for (size_t i = 0; t && i < t->nparts; i++) {
+        const part *pt = &t->parts[i];
+        size_t vlen = pt->kind == P_LITERAL ? strlen(pt->text) : 1;
+        if (n + vlen > SUBJECT_MAX_BYTES)
+            return false;
+        memcpy(sample + n, pt->kind == P_LITERAL ? pt->text : "x", vlen);
+        n += vlen;
+    }
+    return t && subject_valid(sample, n);
 }
 
 bool whtmpl_needs_json(const whtmpl *t)

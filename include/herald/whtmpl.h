@@ -35,8 +35,22 @@ typedef enum {
 
 /* Parse `text`. On success *out is owned by the caller (whtmpl_free).
  * HR_ERR_INVALID for a syntax error (unknown placeholder, unbalanced
- * braces, a json pointer not starting with '/'), HR_ERR_NOMEM. */
+ * braces, a json pointer not starting with '/' or holding '{', a
+ * placeholder over 255 bytes), HR_ERR_NOMEM. The first error stops the
+ * parse; err (if non-NULL) then holds a short message for a configuration
+ * problem line: "unknown placeholder {hdr:X}", "unterminated placeholder",
+ * "unbalanced '}'", "'{' inside placeholder {json:/a{b}", "placeholder too
+ * long", "out of memory". This is the one template parser: the
+ * configuration (config.c) compiles with it and keeps the result. */
+hr_status whtmpl_compile_err(const char *text, whtmpl **out, char *err, size_t errsz);
+
+/* whtmpl_compile_err without the message. */
 hr_status whtmpl_compile(const char *text, whtmpl **out);
+
+/* Can t be a subject template: is the text with every placeholder replaced
+ * by one plain character a valid subject (no wildcard, no empty token)?
+ * False for NULL. */
+bool whtmpl_subject_shaped(const whtmpl *t);
 void whtmpl_free(whtmpl *t); /* NULL is a no-op */
 
 /* True when rendering needs the parsed body (a {json:} placeholder). */

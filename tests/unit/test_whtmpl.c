@@ -72,6 +72,56 @@ static void test_compile(void **state)
     assert_false(whtmpl_needs_json(NULL));
 }
 
+/* The messages configuration problems carry, and the subject shape check
+ * config.c runs on a compiled subject template. */
+static void test_compile_err(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"w.{hdr:X}", "unknown placeholder {hdr:X}"},
+        {"w.{header:}", "unknown placeholder {header:}"},
+        {"w.{json:type}", "unknown placeholder {json:type}"},
+        {"w.{+source}", "unknown placeholder {+source}"},
+        {"gh.{json:/a{b}", "'{' inside placeholder {json:/a{b}"},
+        {"w.{source", "unterminated placeholder"},
+        {"w.source}", "unbalanced '}'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        whtmpl *t = (whtmpl *)1;
+        char err[128] = "x";
+        assert_int_equal(whtmpl_compile_err(cases[i].text, &t, err, sizeof err), HR_ERR_INVALID);
+        assert_null(t);
+        assert_string_equal(err, cases[i].msg);
+    }
+    char long_ph[300] = "{header:";
+    memset(long_ph + 8, 'a', 250);
+    strcpy(long_ph + 258, "}");
+    whtmpl *t = NULL;
+    char err[128];
+    assert_int_equal(whtmpl_compile_err(long_ph, &t, err, sizeof err), HR_ERR_INVALID);
+    assert_string_equal(err, "placeholder too long");
+    assert_int_equal(whtmpl_compile_err("ok.{source}", &t, err, sizeof err), HR_OK);
+    assert_string_equal(err, "");
+    assert_true(whtmpl_subject_shaped(t));
+    whtmpl_free(t);
+
+    const char *shaped[] = {"a.b", "w.{source}", "w.pre-{json:/x}", "{+json:/t}.x"};
+    for (size_t i = 0; i < sizeof shaped / sizeof *shaped; i++) {
+        assert_int_equal(whtmpl_compile(shaped[i], &t), HR_OK);
+        assert_true(whtmpl_subject_shaped(t));
+        whtmpl_free(t);
+    }
+    const char *unshaped[] = {"w..x", "w.*", "w.>", "", "w.{source}."};
+    for (size_t i = 0; i < sizeof unshaped / sizeof *unshaped; i++) {
+        assert_int_equal(whtmpl_compile(unshaped[i], &t), HR_OK);
+        assert_false(whtmpl_subject_shaped(t));
+        whtmpl_free(t);
+    }
+    assert_false(whtmpl_subject_shaped(NULL));
+}
+
 static void test_render_basic(void **state)
 {
     (void)state;
@@ -205,9 +255,10 @@ static void test_pattern(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compile),     cmocka_unit_test(test_render_basic),
-        cmocka_unit_test(test_render_json), cmocka_unit_test(test_plus_limits),
-        cmocka_unit_test(test_render_raw),  cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_compile),      cmocka_unit_test(test_compile_err),
+        cmocka_unit_test(test_render_basic), cmocka_unit_test(test_render_json),
+        cmocka_unit_test(test_plus_limits),  cmocka_unit_test(test_render_raw),
+        cmocka_unit_test(test_pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
