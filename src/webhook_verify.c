@@ -289,21 +289,87 @@ static wv_result verify_bearer(const wv_config *c, wv_header_fn h, void *hctx, c
     return WV_OK;
 }
 
+/* Keys under webhooks.<source>.verify, by kind of scheme. */
+static const char *const KEYS_TIMED[] = {"secret",      "secret_env",      "secrets_env",
+                                         "tolerance_s", "replay_window_s", NULL};
+static const char *const KEYS_UNTIMED[] = {"secret", "secret_env", "secrets_env", "replay_window_s",
+                                           NULL};
+static const char *const KEYS_HMAC[] = {"secret", "secret_env", "secrets_env", "replay_window_s",
+                                        "header", "encoding",   "prefix",      NULL};
+static const char *const KEYS_BEARER[] = {"tokens_sha256", "tokens_env", NULL};
+
+/* Media types accepted unless a source sets content_types. */
+static const char *const MEDIA_JSON[] = {"application/json", "application/*+json", NULL};
+static const char *const MEDIA_JSON_OR_FORM[] = {"application/json", "application/*+json",
+                                                 "application/x-www-form-urlencoded", NULL};
+
 static const struct scheme_ops {
-    const char *name;
+    wv_scheme_info info;
     key_kind keys;
     read_fn read;     /* HMAC schemes: the header reader (the MACs follow the body) */
     verify_fn verify; /* schemes that sign nothing: the whole check, from the headers */
 } SCHEMES[] = {
-    [WV_SCHEME_STANDARD_WEBHOOKS] = {"standard-webhooks", KEY_WHSEC, read_standard, NULL},
-    [WV_SCHEME_GITHUB] = {"github", KEY_RAW, read_github, NULL},
-    [WV_SCHEME_STRIPE] = {"stripe", KEY_RAW, read_stripe, NULL},
-    [WV_SCHEME_SLACK] = {"slack", KEY_RAW, read_slack, NULL},
-    [WV_SCHEME_HMAC_SHA256] = {"hmac-sha256", KEY_RAW, read_hmac, NULL},
-    [WV_SCHEME_BEARER] = {"bearer", KEY_NONE, NULL, verify_bearer},
+    [WV_SCHEME_STANDARD_WEBHOOKS] = {{.name = "standard-webhooks",
+                                      .config_keys = KEYS_TIMED,
+                                      .media_types = MEDIA_JSON,
+                                      .id_rule = WV_ID_HEADER,
+                                      .id_from = {"webhook-id", "svix-id"},
+                                      .type_rule = WV_TYPE_BODY_FIELD,
+                                      .type_from = "type"},
+                                     KEY_WHSEC,
+                                     read_standard,
+                                     NULL},
+    [WV_SCHEME_GITHUB] = {{.name = "github",
+                           .config_keys = KEYS_UNTIMED,
+                           .media_types = MEDIA_JSON,
+                           .id_rule = WV_ID_HEADER,
+                           .id_from = {"X-GitHub-Delivery"},
+                           .type_rule = WV_TYPE_HEADER,
+                           .type_from = "X-GitHub-Event",
+                           .type_prefix = "com.github."},
+                          KEY_RAW,
+                          read_github,
+                          NULL},
+    [WV_SCHEME_STRIPE] = {{.name = "stripe",
+                           .config_keys = KEYS_TIMED,
+                           .media_types = MEDIA_JSON,
+                           .id_rule = WV_ID_BODY_FIELD,
+                           .id_from = {"id"},
+                           .type_rule = WV_TYPE_BODY_FIELD,
+                           .type_from = "type"},
+                          KEY_RAW,
+                          read_stripe,
+                          NULL},
+    [WV_SCHEME_SLACK] = {{.name = "slack",
+                          .config_keys = KEYS_TIMED,
+                          .media_types = MEDIA_JSON_OR_FORM,
+                          .id_rule = WV_ID_BODY_FIELD, /* Events API */
+                          .id_from = {"event_id"},
+                          .type_rule = WV_TYPE_SOURCE,
+                          .url_verification = true},
+                         KEY_RAW,
+                         read_slack,
+                         NULL},
+    [WV_SCHEME_HMAC_SHA256] = {{.name = "hmac-sha256",
+                                .config_keys = KEYS_HMAC,
+                                .media_types = MEDIA_JSON,
+                                .id_rule = WV_ID_NONE,
+                                .type_rule = WV_TYPE_SOURCE},
+                               KEY_RAW,
+                               read_hmac,
+                               NULL},
+    [WV_SCHEME_BEARER] = {{.name = "bearer",
+                           .config_keys = KEYS_BEARER,
+                           .media_types = MEDIA_JSON,
+                           .id_rule = WV_ID_NONE,
+                           .type_rule = WV_TYPE_SOURCE},
+                          KEY_NONE,
+                          NULL,
+                          verify_bearer},
 };
 
 #define N_SCHEMES (sizeof SCHEMES / sizeof SCHEMES[0])
+_Static_assert(N_SCHEMES == WV_SCHEME_COUNT, "one SCHEMES row per wv_scheme");
 
 static const struct scheme_ops *scheme_ops(wv_scheme s)
 {
@@ -313,7 +379,7 @@ static const struct scheme_ops *scheme_ops(wv_scheme s)
 bool wv_scheme_from_name(const char *name, wv_scheme *out)
 {
     for (size_t i = 0; name && i < N_SCHEMES; i++) {
-        if (strcmp(name, SCHEMES[i].name) == 0) {
+        if (strcmp(name, SCHEMES[i].info.name) == 0) {
             *out = (wv_scheme)i;
             return true;
         }
@@ -321,10 +387,32 @@ bool wv_scheme_from_name(const char *name, wv_scheme *out)
     return false;
 }
 
+const wv_scheme_info *wv_scheme_get(wv_scheme s)
+{
+    const struct scheme_ops *ops = scheme_ops(s);
+    return ops ? &ops->info : NULL;
+}
+
+bool wv_scheme_has_key(const wv_scheme_info *info, const char *key)
+{
+    for (const char *const *k = info ? info->config_keys : NULL; k && *k; k++)
+        if (strcmp(*k, key) == 0)
+            return true;
+    return false;
+}
+
+bool wv_scheme_reads_body(const wv_scheme_info *info, bool has_id_template, bool has_type_template)
+{
+    if (!info)
+        return false;
+    return info->url_verification || (!has_id_template && info->id_rule == WV_ID_BODY_FIELD) ||
+           (!has_type_template && info->type_rule == WV_TYPE_BODY_FIELD);
+}
+
 const char *wv_scheme_name(wv_scheme s)
 {
     const struct scheme_ops *ops = scheme_ops(s);
-    return ops ? ops->name : "unknown";
+    return ops ? ops->info.name : "unknown";
 }
 
 /* ---- verification while the body streams -------------------------------- */
@@ -674,7 +762,8 @@ hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t e
     if (is_bearer && p->n_tokens_sha256 + p->n_tokens == 0)
         CONFIG_ERR("verify: scheme bearer needs tokens_sha256 or tokens_env");
     if (!is_bearer && p->n_secrets == 0)
-        CONFIG_ERR("verify.secrets_env: at least one secret required for scheme %s", ops->name);
+        CONFIG_ERR("verify.secrets_env: at least one secret required for scheme %s",
+                   ops->info.name);
     if (p->n_secrets > WV_MAX_SECRETS)
         CONFIG_ERR("verify.secrets_env: at most %d secrets", WV_MAX_SECRETS);
 

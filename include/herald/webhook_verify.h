@@ -1,9 +1,12 @@
 /* webhook_verify: authenticity checks for inbound webhooks (contract §4,
  * webhooks.<source>.verify in §6).
- * Owns a compiled per-source verifier (wv_config) for the schemes
- * standard-webhooks, github, stripe, slack, hmac-sha256 and bearer, the
- * verification of one request against it, and the timestamp rules those
- * schemes share.
+ * Owns the scheme table -- for each of standard-webhooks, github, stripe,
+ * slack, hmac-sha256 and bearer: how it verifies, and the facts the rest of
+ * herald asks about it (wv_scheme_info: its keys under verify, its default
+ * media types, delivery-id and ce-type rules, Slack's handshake) -- a
+ * compiled per-source verifier (wv_config), the verification of one request
+ * against it, and the timestamp rules those schemes share. Adding a scheme
+ * is one row of the table (and one enum value).
  * Does not own: hex/base64 (encoding.h), SHA-256/HMAC/constant-time compare
  * (crypto.h), reading configuration or environment variables (the caller
  * resolves *_env names to bytes), header lookup (the caller's callback does
@@ -33,7 +36,42 @@ typedef enum {
     WV_SCHEME_SLACK,                 /* "slack" */
     WV_SCHEME_HMAC_SHA256,           /* "hmac-sha256" */
     WV_SCHEME_BEARER,                /* "bearer" */
+    WV_SCHEME_COUNT,                 /* number of schemes, not a scheme */
 } wv_scheme;
+
+/* Where a source's delivery id (ce-id, Nats-Msg-Id) comes from when it has
+ * no `id` template (contract §4); Idempotency-Key, then a generated UUID,
+ * when the rule finds nothing usable. */
+typedef enum {
+    WV_ID_NONE = 0,   /* no rule of the scheme's own */
+    WV_ID_HEADER,     /* the first of id_from[] present in the request */
+    WV_ID_BODY_FIELD, /* the string member id_from[0] of the JSON body */
+} wv_id_rule;
+
+/* The default ce-type when a source has no `type` template. */
+typedef enum {
+    WV_TYPE_SOURCE = 0, /* "herald.webhook.{source}" */
+    WV_TYPE_HEADER,     /* type_prefix + header type_from (a valid placeholder value), else
+                           WV_TYPE_SOURCE */
+    WV_TYPE_BODY_FIELD, /* the string member type_from of the JSON body (printable text), else
+                           WV_TYPE_SOURCE */
+} wv_type_rule;
+
+/* What herald knows about one scheme besides verifying it. Static storage. */
+typedef struct {
+    const char *name;               /* "standard-webhooks", ... as in configuration */
+    const char *const *config_keys; /* keys webhooks.<source>.verify may hold besides "scheme",
+                                       NULL-terminated; the configuration reads exactly these */
+    const char *const *media_types; /* Content-Types accepted by default (fnmatch patterns on the
+                                       lowercased media type), NULL-terminated */
+    wv_id_rule id_rule;             /* the default delivery id */
+    const char *id_from[2];         /* its header names (in order) or body member */
+    wv_type_rule type_rule;         /* the default ce-type */
+    const char *type_from;          /* its header name or body member */
+    const char *type_prefix;        /* WV_TYPE_HEADER: text before the header's value */
+    bool url_verification;          /* Slack's handshake: a verified JSON body with "type":
+                                       "url_verification" is answered with its challenge */
+} wv_scheme_info;
 
 typedef enum {
     WV_ENC_HEX = 0, /* either case accepted; the default */
@@ -91,6 +129,17 @@ void wv_params_init(wv_params *p, wv_scheme scheme);
 /* "standard-webhooks", "github", ... -> scheme. False if unknown. */
 bool wv_scheme_from_name(const char *name, wv_scheme *out);
 const char *wv_scheme_name(wv_scheme s);
+
+/* The table row of s; NULL when s is not a scheme (WV_SCHEME_COUNT...). */
+const wv_scheme_info *wv_scheme_get(wv_scheme s);
+
+/* Does the scheme take `key` under webhooks.<source>.verify? */
+bool wv_scheme_has_key(const wv_scheme_info *info, const char *key);
+
+/* Must the body be parsed as JSON for the scheme's own rules, given which
+ * templates the source sets (an `id` / `type` template replaces the
+ * default rule)? Templates reading the body are the caller's to add. */
+bool wv_scheme_reads_body(const wv_scheme_info *info, bool has_id_template, bool has_type_template);
 
 /* Compile a verifier. On success *out is a new config the caller owns and
  * releases with wv_config_free. On HR_ERR_INVALID, err (if non-NULL) holds a
