@@ -414,68 +414,22 @@ static bool check_content_type(ctx_t *c, const char *path, const char *s)
     return ok;
 }
 
-/* Webhook templates: literal text plus {source}, {header:Name}, {json:/ptr}
- * and the multi-token forms {+header:Name}, {+json:/ptr}. When `subject` is
- * set, the result with every placeholder replaced by one token must be a
- * valid subject. */
-static bool check_template(ctx_t *c, const char *path, const char *t, bool subject)
+/* Compile a webhook template with the one template parser (whtmpl); a
+ * subject template must also be subject-shaped. NULL on a problem. */
+static whtmpl *compile_template(ctx_t *c, const char *path, const char *text, bool subject)
 {
-    char sample[2048];
-    size_t n = 0;
-    bool ok = true;
-    for (const char *p = t; *p;) {
-        if (*p == '}') {
-            problem(c, path, "unbalanced '}'");
-            return false;
-        }
-        if (*p != '{') {
-            if (n + 1 < sizeof sample)
-                sample[n++] = *p;
-            p++;
-            continue;
-        }
-        const char *end = strchr(p, '}');
-        if (!end) {
-            problem(c, path, "unterminated placeholder");
-            return false;
-        }
-        char ph[256];
-        size_t len = (size_t)(end - p + 1);
-        if (len >= sizeof ph) {
-            problem(c, path, "placeholder too long");
-            return false;
-        }
-        memcpy(ph, p, len);
-        ph[len] = '\0';
-        const char *body = ph + 1;
-        if (*body == '+')
-            body++;
-        bool good = false;
-        if (strcmp(ph, "{source}") == 0) {
-            good = true;
-        } else if (strncmp(body, "header:", 7) == 0) {
-            const char *h = body + 7;
-            good = *h != '}';
-            for (; *h && *h != '}'; h++)
-                if (!isalnum((unsigned char)*h) && *h != '-' && *h != '_')
-                    good = false;
-        } else if (strncmp(body, "json:", 5) == 0) {
-            good = body[5] == '/';
-        }
-        if (!good) {
-            problem(c, path, "unknown placeholder %s", ph);
-            ok = false;
-        }
-        if (n + 1 < sizeof sample)
-            sample[n++] = 'x';
-        p = end + 1;
+    whtmpl *t = NULL;
+    char err[320];
+    if (whtmpl_compile_err(text, &t, err, sizeof err) != HR_OK) {
+        problem(c, path, "%s", err);
+        return NULL;
     }
-    sample[n] = '\0';
-    if (ok && subject && !subject_valid(sample, n)) {
+    if (subject && !whtmpl_subject_shaped(t)) {
         problem(c, path, "not a valid subject template");
-        ok = false;
+        whtmpl_free(t);
+        return NULL;
     }
-    return ok;
+    return t;
 }
 
 /* ---- sections ------------------------------------------------------------ */
@@ -619,8 +573,47 @@ static void parse_nats(ctx_t *c, hr_config *cfg, const json_t *root)
         (int)get_int(c, o, "publish_timeout_ms", "nats", 100, 60000, 5000);
 }
 
+/* A "path: message" line from a module (hjwt, wv) as a problem; `base`
+ * prefixes the path ("" for none), `dflt` is the path when there is none. */
+static void problem_line(ctx_t *c, const char *base, const char *dflt, const char *line)
+{
+    const char *sep = strstr(line, ": ");
+    char p[PATH_MAX_LEN];
+    if (!sep || memchr(line, ' ', (size_t)(sep - line))) {
+        problem(c, dflt, "%s", line);
+        return;
+    }
+    snprintf(p, sizeof p, "%s%s%.*s", base, *base ? "." : "", (int)(sep - line), line);
+    problem(c, p, "%s", sep + 2);
+}
+
+/* The one JWT verifier (WebSocket and publish API): key files are read and
+ * checked here, so a bad key is a configuration problem. */
+static void compile_jwt(ctx_t *c, hr_config *cfg)
+{
+    hjwt_key *keys = calloc(cfg->njwt_keys, sizeof *keys);
+    if (!keys) {
+        problem(c, "auth.jwt.keys", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->njwt_keys; i++) {
+        keys[i].alg = cfg->jwt_keys[i].alg;
+        keys[i].kid = cfg->jwt_keys[i].kid;
+        keys[i].secret = (const unsigned char *)cfg->jwt_keys[i].secret;
+        keys[i].secret_len = cfg->jwt_keys[i].secret_len;
+        keys[i].public_key_file = cfg->jwt_keys[i].public_key_file;
+    }
+    char err[320] = "";
+    cfg->jwt = hjwt_verifier_new(keys, cfg->njwt_keys, cfg->jwt_issuer, cfg->jwt_audience,
+                                 cfg->jwt_roles_claim, cfg->jwt_leeway_s, err, sizeof err);
+    free(keys);
+    if (!cfg->jwt)
+        problem_line(c, "", "auth.jwt", *err ? err : "cannot build the JWT verifier");
+}
+
 static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
 {
+    size_t before = c->probs->n;
     const json_t *auth = get_obj(c, root, "auth", "");
     static const char *const auth_keys[] = {"jwt", NULL};
     if (auth)
@@ -689,6 +682,8 @@ static void parse_jwt(ctx_t *c, hr_config *cfg, const json_t *root)
                 problem(c, p, "secret is for HS256 keys");
         }
     }
+    if (c->probs->n == before && cfg->njwt_keys)
+        compile_jwt(c, cfg);
 }
 
 struct perms_report_ctx {
@@ -745,46 +740,87 @@ static bool no_entries(const json_t *v)
     return !v || (json_is_array(v) && json_array_size(v) == 0);
 }
 
-static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
-                          const char *path)
+/* Problems reported by perms_table_new for a source's `publish`, compiled
+ * as the one role "source": "source.publish.allow[0]" is reported at
+ * "<path>.allow[0]". */
+struct publish_report_ctx {
+    ctx_t *c;
+    const char *path; /* webhooks.<source>.publish */
+};
+
+static void publish_report(void *vctx, const char *ppath, const char *msg)
 {
-    static const char *const keys[] = {"verify",   "subject", "type",           "id",
-                                       "delivery", "publish", "max_body_bytes", "content_types",
-                                       NULL};
-    static const char *const schemes[] = {"standard-webhooks", "github", "stripe", "slack",
-                                          "hmac-sha256",       "bearer", NULL};
-    static const char *const deliveries[] = {"auto", "jetstream", "core", NULL};
-    w->name = strdup(name);
-    check_keys(c, o, path, keys);
+    struct publish_report_ctx *r = vctx;
+    static const char role[] = "source.publish";
+    const char *rest = strncmp(ppath, role, strlen(role)) == 0 ? ppath + strlen(role) : "";
+    char p[PATH_MAX_LEN * 2];
+    snprintf(p, sizeof p, "%s%s", r->path, rest);
+    problem(r->c, p, "%s", msg);
+}
+
+static void compile_publish(ctx_t *c, hr_webhook_conf *w, const char *path)
+{
+    json_t *roles = json_pack("{s:{s:O}}", "source", "publish", w->publish);
+    struct publish_report_ctx r = {c, path};
+    size_t before = c->probs->n;
+    w->publish_table = roles ? perms_table_new(roles, publish_report, &r) : NULL;
+    json_decref(roles);
+    const char *rn[] = {"source"};
+    w->publish_perms = w->publish_table ? perms_set_new(w->publish_table, rn, 1, NULL) : NULL;
+    if (!w->publish_perms && c->probs->n == before)
+        problem(c, path, "cannot be compiled (out of memory)");
+}
+
+/* The source's signature verifier, from what parse_verify read. `single`
+ * names the key a lone secret came from (secret, secret_env), or NULL for
+ * secrets_env: the verifier reports secrets by their secrets_env index. */
+static void compile_verifier(ctx_t *c, hr_webhook_conf *w, const char *path, const char *single)
+{
+    wv_params p;
+    wv_params_init(&p, w->scheme);
+    wv_bytes *secrets = calloc(w->nsecrets + 1, sizeof *secrets);
+    wv_bytes *tokens = calloc(w->ntokens + 1, sizeof *tokens);
+    if (!secrets || !tokens) {
+        problem(c, path, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < w->nsecrets; i++)
+        secrets[i] = (wv_bytes){(const unsigned char *)w->secrets[i], strlen(w->secrets[i])};
+    for (size_t i = 0; i < w->ntokens; i++)
+        tokens[i] = (wv_bytes){(const unsigned char *)w->tokens[i], strlen(w->tokens[i])};
+    p.secrets = secrets;
+    p.n_secrets = w->nsecrets;
+    p.tolerance_s = w->tolerance_s;
+    p.header = w->header;
+    p.encoding = w->encoding;
+    p.prefix = w->prefix;
+    p.tokens_sha256 = (const char *const *)w->tokens_sha256;
+    p.n_tokens_sha256 = w->ntokens_sha256;
+    p.tokens = tokens;
+    p.n_tokens = w->ntokens;
+    char err[256] = "", line[320];
+    hr_status st = wv_config_new(&p, &w->verifier, err, sizeof err);
+    if (st == HR_OK)
+        goto out;
+    static const char first[] = "verify.secrets_env[0]";
+    if (single && strncmp(err, first, strlen(first)) == 0)
+        snprintf(line, sizeof line, "verify.%s%s", single, err + strlen(first));
+    else
+        snprintf(line, sizeof line, "%s", *err ? err : "verify: cannot be compiled");
+    /* path is webhooks.<source>.verify; the verifier's lines start at verify. */
+    char base[PATH_MAX_LEN];
+    snprintf(base, sizeof base, "%.*s", (int)(strlen(path) - strlen(".verify")), path);
+    problem_line(c, base, path, st == HR_ERR_NOMEM ? "verify: out of memory" : line);
+out:
+    free(secrets);
+    free(tokens);
+}
+
+/* webhooks.<source>.verify, asking the scheme table which keys the scheme
+ * takes. Compiles the verifier when the section has no problem. */
+static void parse_verify(ctx_t *c, hr_webhook_conf *w, const json_t *o, const char *path)
+{
     char p[PATH_MAX_LEN];
-
-    w->subject = get_str(c, o, "subject", path, NULL);
-    join(p, path, "subject");
-    if (!w->subject && !json_object_get(o, "subject"))
-        problem(c, p, "is required");
-    else if (w->subject)
-        check_template(c, p, w->subject, true);
-    w->type = get_str(c, o, "type", path, NULL);
-    if (w->type) {
-        join(p, path, "type");
-        check_template(c, p, w->type, false);
-    }
-    w->id = get_str(c, o, "id", path, NULL);
-    if (w->id) {
-        join(p, path, "id");
-        check_template(c, p, w->id, false);
-    }
-    w->delivery = (hr_delivery)get_enum(c, o, "delivery", path, deliveries, 0);
-    w->max_body_bytes = get_int(c, o, "max_body_bytes", path, 1, 67108864, 1048576);
-    get_strv(c, o, "content_types", path, &w->content_types, &w->ncontent_types,
-             check_content_type);
-    json_t *pub = json_object_get(o, "publish");
-    if (pub) {
-        join(p, path, "publish");
-        if (check_allow_deny(c, pub, p))
-            w->publish = json_incref(pub);
-    }
-
     join(p, path, "verify");
     const json_t *v = get_obj(c, o, "verify", path);
     if (!v) {
@@ -798,38 +834,33 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
         problem(c, sp, "is required");
         return;
     }
+    const char *schemes[WV_SCHEME_COUNT + 1];
+    for (int i = 0; i < WV_SCHEME_COUNT; i++)
+        schemes[i] = wv_scheme_name((wv_scheme)i);
+    schemes[WV_SCHEME_COUNT] = NULL;
     int scheme = get_enum(c, v, "scheme", p, schemes, -1);
     if (scheme < 0)
         return;
-    w->scheme = strdup(schemes[scheme]);
-    bool is_bearer = scheme == 5, is_hmac = scheme == 4;
-    bool has_ts = scheme == 0 || scheme == 2 || scheme == 3;
-    const char *allowed[12];
+    size_t before = c->probs->n;
+    w->scheme = (wv_scheme)scheme;
+    const wv_scheme_info *info = w->scheme_info = wv_scheme_get(w->scheme);
+
+    const char *allowed[32];
     size_t na = 0;
     allowed[na++] = "scheme";
-    if (is_bearer) {
-        allowed[na++] = "tokens_sha256";
-        allowed[na++] = "tokens_env";
-    } else {
-        allowed[na++] = "secret";
-        allowed[na++] = "secret_env";
-        allowed[na++] = "secrets_env";
-    }
-    if (has_ts)
-        allowed[na++] = "tolerance_s";
-    if (!is_bearer)
-        allowed[na++] = "replay_window_s";
-    if (is_hmac) {
-        allowed[na++] = "header";
-        allowed[na++] = "encoding";
-        allowed[na++] = "prefix";
-    }
+    for (const char *const *k = info->config_keys; *k && na + 1 < sizeof allowed / sizeof *allowed;
+         k++)
+        allowed[na++] = *k;
     allowed[na] = NULL;
     check_keys(c, v, p, allowed);
-    w->tolerance_s = (int)get_int(c, v, "tolerance_s", p, 1, 86400, 300);
-    w->replay_window_s = is_bearer ? 0 : (int)get_int(c, v, "replay_window_s", p, 0, 86400, 300);
+    w->tolerance_s = wv_scheme_has_key(info, "tolerance_s")
+                         ? (int)get_int(c, v, "tolerance_s", p, 1, 86400, WV_TOLERANCE_DEFAULT)
+                         : WV_TOLERANCE_DEFAULT;
+    w->replay_window_s = wv_scheme_has_key(info, "replay_window_s")
+                             ? (int)get_int(c, v, "replay_window_s", p, 0, 86400, 300)
+                             : 0;
 
-    if (is_bearer) {
+    if (wv_scheme_has_key(info, "tokens_sha256")) {
         get_strv(c, v, "tokens_sha256", p, &w->tokens_sha256, &w->ntokens_sha256, check_hex64);
         char **names;
         size_t nn;
@@ -848,50 +879,103 @@ static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const 
         free_strv(names, nn);
         if (no_entries(json_object_get(v, "tokens_sha256")) &&
             no_entries(json_object_get(v, "tokens_env")))
-            problem(c, p, "bearer needs tokens_sha256 or tokens_env");
-        return;
+            problem(c, p, "%s needs tokens_sha256 or tokens_env", info->name);
     }
 
     /* Secrets: secret | secret_env | secrets_env (several, for rotation). */
-    bool present;
-    char *one = get_secret(c, v, "secret", p, &present);
-    char **names = NULL;
-    size_t nn = 0;
-    char sep[PATH_MAX_LEN];
-    join(sep, p, "secrets_env");
-    get_strv(c, v, "secrets_env", p, &names, &nn, NULL);
-    if (present && json_object_get(v, "secrets_env"))
-        problem(c, p, "give secret_env or secrets_env, not both");
-    w->secrets = calloc(nn + 1, sizeof(char *));
-    if (w->secrets) {
-        if (one)
-            w->secrets[w->nsecrets++] = one;
-        else
+    const char *single = NULL;
+    if (wv_scheme_has_key(info, "secret_env")) {
+        bool present;
+        char *one = get_secret(c, v, "secret", p, &present);
+        single = json_object_get(v, "secret") ? "secret" : "secret_env";
+        char **names = NULL;
+        size_t nn = 0;
+        char sep[PATH_MAX_LEN];
+        join(sep, p, "secrets_env");
+        get_strv(c, v, "secrets_env", p, &names, &nn, NULL);
+        if (present && json_object_get(v, "secrets_env"))
+            problem(c, p, "give secret_env or secrets_env, not both");
+        w->secrets = calloc(nn + 1, sizeof(char *));
+        if (w->secrets) {
+            if (one)
+                w->secrets[w->nsecrets++] = one;
+            else
+                free(one);
+            for (size_t i = 0; i < nn; i++) {
+                char ep[PATH_MAX_LEN];
+                join_idx(ep, sep, i);
+                char *s = env_secret(c, ep, names[i]);
+                if (s)
+                    w->secrets[w->nsecrets++] = s;
+            }
+        } else {
             free(one);
-        for (size_t i = 0; i < nn; i++) {
-            char ep[PATH_MAX_LEN];
-            join_idx(ep, sep, i);
-            char *s = env_secret(c, ep, names[i]);
-            if (s)
-                w->secrets[w->nsecrets++] = s;
         }
-    } else {
-        free(one);
+        free_strv(names, nn);
+        if (!present)
+            single = NULL;
+        if (!present && no_entries(json_object_get(v, "secrets_env")))
+            problem(c, p, "%s needs secret_env or secrets_env", info->name);
     }
-    free_strv(names, nn);
-    if (!present && no_entries(json_object_get(v, "secrets_env")))
-        problem(c, p, "%s needs secret_env or secrets_env", w->scheme);
 
-    if (is_hmac) {
+    if (wv_scheme_has_key(info, "header")) {
         static const char *const encs[] = {"hex", "base64", NULL};
         w->header = get_str(c, v, "header", p, NULL);
         char hp[PATH_MAX_LEN];
         join(hp, p, "header");
         if (!w->header && !json_object_get(v, "header"))
-            problem(c, hp, "is required for hmac-sha256");
-        w->encoding = strdup(encs[get_enum(c, v, "encoding", p, encs, 0)]);
+            problem(c, hp, "is required for %s", info->name);
+        w->encoding = get_enum(c, v, "encoding", p, encs, 0) == 1 ? WV_ENC_BASE64 : WV_ENC_HEX;
         w->prefix = get_str(c, v, "prefix", p, NULL);
     }
+    if (c->probs->n == before)
+        compile_verifier(c, w, p, single);
+}
+
+static void parse_webhook(ctx_t *c, hr_webhook_conf *w, const char *name, const json_t *o,
+                          const char *path)
+{
+    static const char *const keys[] = {"verify",   "subject", "type",           "id",
+                                       "delivery", "publish", "max_body_bytes", "content_types",
+                                       NULL};
+    static const char *const deliveries[] = {"auto", "jetstream", "core", NULL};
+    w->name = strdup(name);
+    check_keys(c, o, path, keys);
+    char p[PATH_MAX_LEN];
+
+    w->subject = get_str(c, o, "subject", path, NULL);
+    join(p, path, "subject");
+    if (!w->subject && !json_object_get(o, "subject"))
+        problem(c, p, "is required");
+    else if (w->subject)
+        w->subject_tmpl = compile_template(c, p, w->subject, true);
+    w->type = get_str(c, o, "type", path, NULL);
+    if (w->type) {
+        join(p, path, "type");
+        w->type_tmpl = compile_template(c, p, w->type, false);
+    }
+    w->id = get_str(c, o, "id", path, NULL);
+    if (w->id) {
+        join(p, path, "id");
+        w->id_tmpl = compile_template(c, p, w->id, false);
+    }
+    w->delivery = (hr_delivery)get_enum(c, o, "delivery", path, deliveries, 0);
+    w->max_body_bytes = get_int(c, o, "max_body_bytes", path, 1, 67108864, 1048576);
+    get_strv(c, o, "content_types", path, &w->content_types, &w->ncontent_types,
+             check_content_type);
+    json_t *pub = json_object_get(o, "publish");
+    if (pub) {
+        join(p, path, "publish");
+        if (check_allow_deny(c, pub, p)) {
+            w->publish = json_incref(pub);
+            compile_publish(c, w, p);
+        }
+    }
+    parse_verify(c, w, o, path);
+    w->templates_read_body = whtmpl_needs_json(w->subject_tmpl) ||
+                             whtmpl_needs_json(w->type_tmpl) || whtmpl_needs_json(w->id_tmpl);
+    w->parse_body = w->templates_read_body ||
+                    wv_scheme_reads_body(w->scheme_info, w->id != NULL, w->type != NULL);
 }
 
 static void parse_webhooks(ctx_t *c, hr_config *cfg, const json_t *root)
@@ -1120,6 +1204,22 @@ hr_config *config_from_json(const json_t *root, config_env_fn env, config_proble
     return cfg;
 }
 
+hr_config *config_load_buffer(const char *buf, size_t len, const char *name, config_env_fn env,
+                              config_problems *probs)
+{
+    ctx_t c = {probs, env};
+    json_error_t err;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root) {
+        problem(&c, "", "invalid JSON in %s at line %d, column %d: %s", name, err.line, err.column,
+                err.text);
+        return NULL;
+    }
+    hr_config *cfg = config_from_json(root, env, probs);
+    json_decref(root);
+    return cfg;
+}
+
 hr_config *config_load(const char *path, config_env_fn env, config_problems *probs)
 {
     if (!path)
@@ -1145,11 +1245,15 @@ hr_config *config_load(const char *path, config_env_fn env, config_problems *pro
 
 static void free_webhook(hr_webhook_conf *w)
 {
+    wv_config_free(w->verifier);
+    whtmpl_free(w->subject_tmpl);
+    whtmpl_free(w->type_tmpl);
+    whtmpl_free(w->id_tmpl);
+    perms_set_free(w->publish_perms);
+    perms_table_free(w->publish_table);
     free(w->name);
-    free(w->scheme);
     free_strv(w->secrets, w->nsecrets);
     free(w->header);
-    free(w->encoding);
     free(w->prefix);
     free_strv(w->tokens_sha256, w->ntokens_sha256);
     free_strv(w->tokens, w->ntokens);
@@ -1183,6 +1287,7 @@ void config_free(hr_config *c)
     free(c->jwt_issuer);
     free(c->jwt_audience);
     free(c->jwt_roles_claim);
+    hjwt_verifier_free(c->jwt);
     perms_table_free(c->perms);
     for (size_t i = 0; i < c->nwebhooks; i++)
         free_webhook(&c->webhooks[i]);

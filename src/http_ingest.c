@@ -73,17 +73,10 @@ static const char *const outcome_names[O_COUNT] = {"accepted",
                                                    "rate_limited",
                                                    "url_verification"};
 
+/* A webhook source: its compiled configuration (verifier, templates,
+ * permission, scheme row -- all owned by the hr_config) and its metrics. */
 typedef struct {
     const hr_webhook_conf *conf;
-    wv_config *wv;
-    whtmpl *subject;
-    whtmpl *type;           /* NULL = the scheme's default */
-    whtmpl *id;             /* delivery id; NULL = the scheme's default */
-    perms_table *pub_table; /* the source's `publish` rules, or NULL */
-    perms_set *pub;         /* expanded once (no claims) */
-    bool tmpl_json;         /* a {json:} placeholder needs the parsed body */
-    bool body_json; /* the parsed body is wanted (stripe id, default type, slack event_id and
-                       url_verification) */
     metrics_cell *m[O_COUNT];
 } wh_source;
 
@@ -274,10 +267,10 @@ static bool ctype_accepted(const wh_source *s, const char *ct)
                 return true;
         return false;
     }
-    if (strcmp(mt, "application/json") == 0 || fnmatch("application/*+json", mt, FNM_PATHNAME) == 0)
-        return true;
-    return wv_config_scheme(s->wv) == WV_SCHEME_SLACK &&
-           strcmp(mt, "application/x-www-form-urlencoded") == 0;
+    for (const char *const *d = s->conf->scheme_info->media_types; *d; d++)
+        if (fnmatch(*d, mt, FNM_PATHNAME) == 0)
+            return true;
+    return false;
 }
 
 /* Grow this request's share of limits.max_buffered_body_bytes to `want`
@@ -466,34 +459,27 @@ static enum MHD_Result slack_url_verification(hi_req *q, const json_t *doc, int 
  * scheme's rule, then Idempotency-Key, then a generated UUID. */
 static bool delivery_id(hi_req *q, const json_t *doc)
 {
-    wh_source *s = q->src;
+    const hr_webhook_conf *w = q->src->conf;
     struct MHD_Connection *c = q->conn;
-    if (s->id) {
+    if (w->id_tmpl) {
         size_t n = 0;
-        return whtmpl_render_raw(s->id, s->conf->name, conn_header, c, doc, q->id, sizeof q->id,
+        return whtmpl_render_raw(w->id_tmpl, w->name, conn_header, c, doc, q->id, sizeof q->id,
                                  &n) == WHT_OK &&
                id_ok(q->id);
     }
+    const wv_scheme_info *info = w->scheme_info;
     const char *id = NULL;
     const json_t *v;
-    switch (wv_config_scheme(s->wv)) {
-    case WV_SCHEME_STANDARD_WEBHOOKS:
-        id = conn_header(c, "webhook-id");
-        if (!id)
-            id = conn_header(c, "svix-id");
+    switch (info->id_rule) {
+    case WV_ID_HEADER:
+        for (size_t i = 0; !id && i < sizeof info->id_from / sizeof *info->id_from; i++)
+            id = info->id_from[i] ? conn_header(c, info->id_from[i]) : NULL;
         break;
-    case WV_SCHEME_GITHUB:
-        id = conn_header(c, "X-GitHub-Delivery");
-        break;
-    case WV_SCHEME_STRIPE:
-        v = json_object_get(doc, "id");
+    case WV_ID_BODY_FIELD:
+        v = json_object_get(doc, info->id_from[0]);
         id = json_is_string(v) ? json_string_value(v) : NULL;
         break;
-    case WV_SCHEME_SLACK: /* Events API */
-        v = json_object_get(doc, "event_id");
-        id = json_is_string(v) ? json_string_value(v) : NULL;
-        break;
-    default:
+    case WV_ID_NONE:
         break;
     }
     if (!id_ok(id))
@@ -505,11 +491,33 @@ static bool delivery_id(hi_req *q, const json_t *doc)
     return true;
 }
 
+/* The scheme's default ce-type (contract §4) into type[0..cap). */
+static void default_type(const hr_webhook_conf *w, struct MHD_Connection *c, const json_t *doc,
+                         char *type, size_t cap)
+{
+    const wv_scheme_info *info = w->scheme_info;
+    if (info->type_rule == WV_TYPE_BODY_FIELD) {
+        const json_t *bt = json_object_get(doc, info->type_from);
+        if (json_is_string(bt) && text_ok(json_string_value(bt), json_string_length(bt))) {
+            snprintf(type, cap, "%s", json_string_value(bt));
+            return;
+        }
+    } else if (info->type_rule == WV_TYPE_HEADER) {
+        const char *ev = conn_header(c, info->type_from);
+        if (ev && subject_placeholder_value_valid(ev, strlen(ev))) {
+            snprintf(type, cap, "%s%s", info->type_prefix, ev);
+            return;
+        }
+    }
+    snprintf(type, cap, "herald.webhook.%s", w->name);
+}
+
 /* q->replay_key = sha256(source NUL digest of the signed content). */
 static bool replay_key(hi_req *q, const unsigned char *body)
 {
     unsigned char d[WV_SHA256_LEN];
-    if (!q->h->replay || !wv_signed_digest(q->src->wv, conn_header, q->conn, body, q->len, d))
+    if (!q->h->replay ||
+        !wv_signed_digest(q->src->conf->verifier, conn_header, q->conn, body, q->len, d))
         return false;
     size_t nl = strlen(q->src->conf->name);
     unsigned char buf[128 + WV_SHA256_LEN];
@@ -522,7 +530,7 @@ static bool replay_key(hi_req *q, const unsigned char *body)
 
 static enum MHD_Result webhook_final(hi_req *q, int *status)
 {
-    wh_source *s = q->src;
+    const hr_webhook_conf *w = q->src->conf;
     struct MHD_Connection *c = q->conn;
     if (q->too_large)
         return problem(q, status, 413, O_TOO_LARGE, "too-large",
@@ -530,14 +538,14 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     if (q->overloaded)
         return problem(q, status, 503, O_UNAVAILABLE, "overloaded", OVERLOADED);
     const char *ctype = conn_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!ctype_accepted(s, ctype))
+    if (!ctype_accepted(q->src, ctype))
         return problem(q, status, 415, O_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
                        ctype ? "this source does not accept that Content-Type"
                              : "the Content-Type header is missing");
     const unsigned char *body = (const unsigned char *)(q->buf ? q->buf : "");
-    wv_result vr = q->verified
-                       ? WV_OK
-                       : wv_verify(s->wv, conn_header, c, body, q->len, (int64_t)time(NULL), NULL);
+    wv_result vr = q->verified ? WV_OK
+                               : wv_verify(w->verifier, conn_header, c, body, q->len,
+                                           (int64_t)time(NULL), NULL);
     if (vr == WV_ERROR) {
         q->phase = PH_ANSWERED;
         *status = 500;
@@ -548,9 +556,9 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
         return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
     /* Replay (contract §4): right after the signature, before anything is
      * built from the request. */
-    if (s->conf->replay_window_s > 0 && replay_key(q, body))
+    if (w->replay_window_s > 0 && replay_key(q, body))
         switch (whr_check(q->h->replay, q->replay_key, clock_now_ms(),
-                          (int64_t)s->conf->replay_window_s * 1000, &q->first)) {
+                          (int64_t)w->replay_window_s * 1000, &q->first)) {
         case WHR_SEEN:
             return send_accepted(q, status, q->first.id, q->first.subject, q->first.jetstream,
                                  q->first.stream, q->first.seq, true);
@@ -564,14 +572,14 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
         }
 
     json_t *doc = NULL;
-    if (s->tmpl_json || s->body_json) {
+    if (w->parse_body) {
         json_error_t je;
         doc = json_loadb((const char *)body, q->len, JSON_DECODE_ANY, &je);
-        if (!doc && s->tmpl_json)
+        if (!doc && w->templates_read_body)
             return problem(q, status, 400, O_BAD_REQUEST, "bad-body",
                            "the body is not JSON, but the subject template reads it");
     }
-    if (wv_config_scheme(s->wv) == WV_SCHEME_SLACK && is_url_verification(doc)) {
+    if (w->scheme_info->url_verification && is_url_verification(doc)) {
         enum MHD_Result r = slack_url_verification(q, doc, status);
         json_decref(doc);
         return r;
@@ -579,7 +587,7 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     enum MHD_Result ret;
     natsMsg *msg = NULL;
     size_t sl = 0;
-    whtmpl_result tr = whtmpl_render(s->subject, s->conf->name, conn_header, c, doc, q->subject,
+    whtmpl_result tr = whtmpl_render(w->subject_tmpl, w->name, conn_header, c, doc, q->subject,
                                      sizeof q->subject, &sl);
     if (tr != WHT_OK || !subject_valid(q->subject, sl)) {
         ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-subject",
@@ -589,24 +597,15 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     }
     char type[MAX_TYPE_LEN + 1];
     size_t tl = 0;
-    if (s->type) {
-        tr = whtmpl_render(s->type, s->conf->name, conn_header, c, doc, type, sizeof type, &tl);
+    if (w->type_tmpl) {
+        tr = whtmpl_render(w->type_tmpl, w->name, conn_header, c, doc, type, sizeof type, &tl);
         if (tr != WHT_OK) {
             ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-type",
                           "the type template cannot be resolved from this request");
             goto out;
         }
     } else {
-        wv_scheme sc = wv_config_scheme(s->wv);
-        const json_t *bt = json_object_get(doc, "type");
-        const char *ev = sc == WV_SCHEME_GITHUB ? conn_header(c, "X-GitHub-Event") : NULL;
-        if ((sc == WV_SCHEME_STANDARD_WEBHOOKS || sc == WV_SCHEME_STRIPE) && json_is_string(bt) &&
-            text_ok(json_string_value(bt), json_string_length(bt)))
-            snprintf(type, sizeof type, "%s", json_string_value(bt));
-        else if (ev && subject_placeholder_value_valid(ev, strlen(ev)))
-            snprintf(type, sizeof type, "com.github.%s", ev);
-        else
-            snprintf(type, sizeof type, "herald.webhook.%s", s->conf->name);
+        default_type(w, c, doc, type, sizeof type);
     }
     if (!delivery_id(q, doc)) {
         ret = problem(q, status, 422, O_UNBUILDABLE_SUBJECT, "unbuildable-id",
@@ -614,13 +613,13 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
                       "printable ASCII characters without spaces");
         goto out;
     }
-    if (s->pub && !perms_can_publish(s->pub, q->subject, sl)) {
+    if (w->publish_perms && !perms_can_publish(w->publish_perms, q->subject, sl)) {
         ret = problem(q, status, 403, O_FORBIDDEN, "forbidden",
                       "this source may not publish to the resolved subject");
         goto out;
     }
     char source[80], now[40];
-    snprintf(source, sizeof source, "/webhooks/%s", s->conf->name);
+    snprintf(source, sizeof source, "/webhooks/%s", w->name);
     clock_rfc3339_now(now, sizeof now);
     natsStatus ns = natsMsg_Create(&msg, q->subject, NULL, (const char *)body, (int)q->len);
     if (ns == NATS_OK)
@@ -648,7 +647,7 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
     }
     json_decref(doc);
     doc = NULL;
-    return publish(q, msg, s->conf->delivery, status);
+    return publish(q, msg, w->delivery, status);
 out:
     json_decref(doc);
     return ret;
@@ -770,12 +769,13 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
      * by its limit, http.request_timeout_s and max_buffered_body_bytes). */
     if (!has_cl)
         return MHD_YES;
-    wv_result vr = wv_verify(q->src->wv, conn_header, c, (const unsigned char *)"", 0,
-                             (int64_t)time(NULL), NULL);
-    if (wv_config_scheme(q->src->wv) == WV_SCHEME_BEARER && vr == WV_OK)
+    const wv_config *wv = q->src->conf->verifier;
+    wv_result vr =
+        wv_verify(wv, conn_header, c, (const unsigned char *)"", 0, (int64_t)time(NULL), NULL);
+    if (wv_config_scheme(wv) == WV_SCHEME_BEARER && vr == WV_OK)
         q->verified = true;
     else if (vr == WV_MISSING || vr == WV_MALFORMED ||
-             (wv_config_scheme(q->src->wv) == WV_SCHEME_BEARER && vr != WV_ERROR))
+             (wv_config_scheme(wv) == WV_SCHEME_BEARER && vr != WV_ERROR))
         return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
     if (has_cl &&
         !reserve(q, (size_t)strtoull(conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), NULL, 10)))
@@ -946,75 +946,16 @@ void http_ingest_req_free(hi_req *q)
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
-static void source_free(wh_source *s)
-{
-    wv_config_free(s->wv);
-    whtmpl_free(s->subject);
-    whtmpl_free(s->type);
-    whtmpl_free(s->id);
-    perms_set_free(s->pub);
-    perms_table_free(s->pub_table);
-}
-
+/* What startup adds to a compiled source: the duplicate-window watch and
+ * the metric cells. Nothing is compiled here (config.c did it). */
 static hr_status source_init(wh_source *s, const hr_webhook_conf *w, metrics_family *fam,
                              ingest *ing, char *err, size_t errlen)
 {
     s->conf = w;
-    wv_scheme sc;
-    if (!wv_scheme_from_name(w->scheme, &sc)) {
-        snprintf(err, errlen, "webhooks.%s.verify.scheme: unknown scheme", w->name);
-        return HR_ERR_INVALID;
-    }
-    wv_params p;
-    wv_params_init(&p, sc);
-    wv_bytes secrets[WV_MAX_SECRETS], tokens[64];
-    size_t ns = w->nsecrets < WV_MAX_SECRETS ? w->nsecrets : WV_MAX_SECRETS;
-    for (size_t i = 0; i < ns; i++)
-        secrets[i] = (wv_bytes){(const unsigned char *)w->secrets[i], strlen(w->secrets[i])};
-    size_t nt = w->ntokens < 64 ? w->ntokens : 64;
-    for (size_t i = 0; i < nt; i++)
-        tokens[i] = (wv_bytes){(const unsigned char *)w->tokens[i], strlen(w->tokens[i])};
-    p.secrets = secrets;
-    p.n_secrets = ns;
-    p.tolerance_s = w->tolerance_s;
-    p.header = w->header;
-    p.encoding = w->encoding && strcmp(w->encoding, "base64") == 0 ? WV_ENC_BASE64 : WV_ENC_HEX;
-    p.prefix = w->prefix;
-    p.tokens_sha256 = (const char *const *)w->tokens_sha256;
-    p.n_tokens_sha256 = w->ntokens_sha256;
-    p.tokens = tokens;
-    p.n_tokens = nt;
-    char verr[160] = "";
-    hr_status st = wv_config_new(&p, &s->wv, verr, sizeof verr);
-    if (st != HR_OK) {
-        snprintf(err, errlen, "webhooks.%s.%s", w->name, verr);
-        return st;
-    }
-    if (whtmpl_compile(w->subject, &s->subject) != HR_OK ||
-        (w->type && whtmpl_compile(w->type, &s->type) != HR_OK) ||
-        (w->id && whtmpl_compile(w->id, &s->id) != HR_OK)) {
-        snprintf(err, errlen, "webhooks.%s: invalid template", w->name);
-        return HR_ERR_INVALID;
-    }
-    s->tmpl_json =
-        whtmpl_needs_json(s->subject) || whtmpl_needs_json(s->type) || whtmpl_needs_json(s->id);
-    s->body_json = sc == WV_SCHEME_STRIPE || sc == WV_SCHEME_SLACK ||
-                   (!w->type && sc == WV_SCHEME_STANDARD_WEBHOOKS);
-    if (w->publish) {
-        json_t *roles = json_pack("{s:{s:O}}", "source", "publish", w->publish);
-        s->pub_table = roles ? perms_table_new(roles, NULL, NULL) : NULL;
-        json_decref(roles);
-        const char *rn[] = {"source"};
-        s->pub = s->pub_table ? perms_set_new(s->pub_table, rn, 1, NULL) : NULL;
-        if (!s->pub) {
-            snprintf(err, errlen, "webhooks.%s.publish: cannot compile", w->name);
-            return HR_ERR_INVALID;
-        }
-    }
     /* A source a stream may store: warn when that stream's duplicate window
      * is shorter than senders retry. */
     char pat[SUBJECT_MAX_BYTES + 1];
-    if (w->delivery != DELIVERY_CORE && whtmpl_pattern(s->subject, w->name, pat, sizeof pat) &&
+    if (w->delivery != DELIVERY_CORE && whtmpl_pattern(w->subject_tmpl, w->name, pat, sizeof pat) &&
         ing && ingest_watch_dedup(ing, w->name, pat) != HR_OK) {
         snprintf(err, errlen, "out of memory");
         return HR_ERR_NOMEM;
@@ -1083,8 +1024,6 @@ void http_ingest_free(http_ingest *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->nsrc; i++)
-        source_free(&h->src[i]);
     free(h->src);
     ingest_free(h->ing);
     whr_free(h->replay);

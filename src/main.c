@@ -15,7 +15,6 @@
 #include "herald/bus.h"
 #include "herald/config.h"
 #include "herald/http.h"
-#include "herald/jwt.h"
 #include "herald/lifecycle.h"
 #include "herald/log.h"
 #include "herald/metrics.h"
@@ -24,7 +23,6 @@
 
 typedef struct {
     hr_config *cfg;
-    hjwt_verifier *jwt;
     metrics *metrics;
     bus *bus;
     http_server *http;
@@ -107,32 +105,10 @@ static void *shutdown_main(void *arg)
     return NULL;
 }
 
-/* The one JWT verifier shared by the WebSocket and HTTP sides (NULL when no
- * key is configured). Key files are parsed here, so a bad key is a
- * configuration problem. */
-static bool build_jwt(const hr_config *cfg, hjwt_verifier **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    if (cfg->njwt_keys == 0)
-        return true;
-    hjwt_key *keys = calloc(cfg->njwt_keys, sizeof *keys);
-    if (!keys) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < cfg->njwt_keys; i++) {
-        keys[i].alg = cfg->jwt_keys[i].alg;
-        keys[i].kid = cfg->jwt_keys[i].kid;
-        keys[i].secret = (const unsigned char *)cfg->jwt_keys[i].secret;
-        keys[i].secret_len = cfg->jwt_keys[i].secret_len;
-        keys[i].public_key_file = cfg->jwt_keys[i].public_key_file;
-    }
-    *out = hjwt_verifier_new(keys, cfg->njwt_keys, cfg->jwt_issuer, cfg->jwt_audience,
-                             cfg->jwt_roles_claim, cfg->jwt_leeway_s, err, errlen);
-    free(keys);
-    return *out != NULL;
-}
-
+/* The same load as startup: config_load compiles everything the listeners
+ * use (verifiers, templates, permissions, the JWT verifier), so a
+ * configuration that passes here fails at startup only for what it cannot
+ * know -- ports in use, NATS unreachable. */
 static int check_config(const char *path)
 {
     config_problems probs = {0};
@@ -142,15 +118,7 @@ static int check_config(const char *path)
     config_problems_free(&probs);
     if (!cfg)
         return 2;
-    hjwt_verifier *v;
-    char err[256] = "";
-    bool ok = build_jwt(cfg, &v, err, sizeof err);
-    hjwt_verifier_free(v);
     config_free(cfg);
-    if (!ok) {
-        fprintf(stderr, "auth.jwt.keys: %s\n", err);
-        return 2;
-    }
     printf("%s: configuration OK\n", path);
     return 0;
 }
@@ -227,15 +195,6 @@ int main(int argc, char **argv)
     }
     log_set_level((log_level)cfg->log_level);
     fit_fd_limit(cfg);
-    hjwt_verifier *jwt;
-    char jerr[256] = "";
-    if (!build_jwt(cfg, &jwt, jerr, sizeof jerr)) {
-        char line[320];
-        snprintf(line, sizeof line, "auth.jwt.keys: %s", jerr);
-        log_error("invalid configuration", "{s:s}", "problem", line);
-        config_free(cfg);
-        return 2;
-    }
 
     /* Signals are taken by sigwait in this thread only; every thread created
      * from here on inherits the mask. */
@@ -251,7 +210,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
-    app a = {.cfg = cfg, .jwt = jwt, .started_ms = clock_now_ms()};
+    app a = {.cfg = cfg, .started_ms = clock_now_ms()};
     int rc = 1;
     char err[256] = "";
     char static_dir[PATH_MAX], openapi_dir[PATH_MAX];
@@ -277,12 +236,12 @@ int main(int argc, char **argv)
 
     if (bus_new(&a.bus, cfg, a.metrics) != HR_OK)
         goto out;
-    ws_deps wd = {cfg, a.bus, a.metrics, a.jwt};
+    ws_deps wd = {cfg, a.bus, a.metrics, cfg->jwt};
     if (ws_start(&a.ws, &wd, err, sizeof err) != HR_OK) {
         log_error("cannot start the WebSocket listener", "{s:s}", "error", err);
         goto out;
     }
-    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir, a.jwt};
+    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir, cfg->jwt};
     if (http_start(&a.http, &hd, err, sizeof err) != HR_OK) {
         log_error("cannot start the HTTP listener", "{s:s}", "error", err);
         goto out;
@@ -322,7 +281,6 @@ out:
     ws_stop(a.ws, clock_now_ms());
     bus_free(a.bus, clock_now_ms());
     ws_free(a.ws); /* after bus_free: NATS callbacks point into the hub */
-    hjwt_verifier_free(a.jwt);
     metrics_free(a.metrics);
     config_free(cfg);
     return rc;

@@ -1,10 +1,24 @@
-/* config: the configuration reference (contract §6) as one typed struct.
+/* config: the configuration reference (contract §6) as one typed struct,
+ * compiled.
  * Owns reading the JSON file, applying defaults and environment overrides
- * (NATS_ADDR, HERALD_LOG_LEVEL, HERALD_STATIC_DIR, every *_env secret), and
- * reporting every problem with its JSON path, all at once.
+ * (NATS_ADDR, HERALD_LOG_LEVEL, HERALD_STATIC_DIR, every *_env secret),
+ * compiling everything startup needs -- the JWT verifier (reading its PEM
+ * key files), the permission table, each webhook source's signature
+ * verifier, subject/type/id templates and publish permission, the scheme
+ * and encoding enums -- and reporting every problem with its JSON path, all
+ * at once. A configuration that loads is one that starts: `--check-config`
+ * and startup run this same code, and the listeners use what it compiled
+ * instead of compiling again.
  * No other I/O: environment variables are read through a caller-supplied
- * lookup so tests stay deterministic. A loaded hr_config is immutable and
- * freed by its creator (main) with config_free after everything using it. */
+ * lookup so tests stay deterministic.
+ * Ownership and threads: config_load / config_from_json run on main's
+ * thread; the hr_config they return owns every compiled object in it and is
+ * freed by its creator (main) with config_free after everything using it
+ * has stopped. Between the two (once main has fitted the connection
+ * limits to RLIMIT_NOFILE, before any thread starts) it is immutable: any
+ * thread (MHD workers, WebSocket service threads, nats.c callbacks) may
+ * read it and use its compiled objects concurrently, as their own headers
+ * allow. */
 #ifndef HERALD_CONFIG_H
 #define HERALD_CONFIG_H
 
@@ -14,7 +28,10 @@
 #include <jansson.h>
 
 #include "herald/clientip.h"
+#include "herald/jwt.h"
 #include "herald/perms.h"
+#include "herald/webhook_verify.h"
+#include "herald/whtmpl.h"
 
 /* One parsed "host:port" (IPv6 as "[::1]:8080"). */
 typedef struct {
@@ -40,20 +57,21 @@ typedef struct {
 } hr_jwt_key;
 
 typedef struct {
-    char *name;     /* source name, [a-z0-9][a-z0-9_-]{0,63} */
-    char *scheme;   /* standard-webhooks | github | stripe | slack | hmac-sha256 | bearer */
-    char **secrets; /* resolved secret values (secret[_env] / secrets[_env]) */
+    char *name;                        /* source name, [a-z0-9][a-z0-9_-]{0,63} */
+    wv_scheme scheme;                  /* verify.scheme */
+    const wv_scheme_info *scheme_info; /* its row of the scheme table (static) */
+    char **secrets;                    /* resolved secret values (secret[_env] / secrets[_env]) */
     size_t nsecrets;
     int tolerance_s;      /* default 300 */
     int replay_window_s;  /* signature schemes: replay cache window, 0 = off (bearer: 0) */
     char *header;         /* hmac-sha256 */
-    char *encoding;       /* hmac-sha256: "hex" | "base64" */
+    wv_encoding encoding; /* hmac-sha256: hex (default) or base64 */
     char *prefix;         /* hmac-sha256: optional */
     char **tokens_sha256; /* bearer: lowercase hex digests */
     size_t ntokens_sha256;
     char **tokens; /* bearer: resolved tokens_env values */
     size_t ntokens;
-    char *subject; /* subject template */
+    char *subject; /* subject template as written */
     char *type;    /* ce-type template or NULL for the scheme default */
     char *id;      /* delivery-id template or NULL for the scheme default */
     hr_delivery delivery;
@@ -61,6 +79,16 @@ typedef struct {
     int64_t max_body_bytes;
     char **content_types; /* NULL = the scheme default */
     size_t ncontent_types;
+    /* Compiled at load (owned; freed by config_free): */
+    wv_config *verifier;        /* verify.* */
+    whtmpl *subject_tmpl;       /* subject; whtmpl_subject_shaped */
+    whtmpl *type_tmpl;          /* type; NULL = the scheme default */
+    whtmpl *id_tmpl;            /* id; NULL = the scheme default */
+    perms_table *publish_table; /* publish as the one role "source"; NULL when unset */
+    perms_set *publish_perms;   /* that role expanded (no claims); NULL when unset */
+    bool templates_read_body;   /* a {json:} placeholder: a body that is not JSON is refused */
+    bool parse_body;            /* the body is parsed as JSON: a template or a scheme rule
+                                   (wv_scheme_reads_body) reads it */
 } hr_webhook_conf;
 
 typedef struct {
@@ -112,6 +140,7 @@ typedef struct hr_config {
     char *jwt_issuer, *jwt_audience;
     char *jwt_roles_claim;
     int jwt_leeway_s;
+    hjwt_verifier *jwt; /* compiled from the above; NULL when no key is configured */
     /* permissions */
     perms_table *perms;
     /* webhooks */
@@ -154,6 +183,11 @@ hr_config *config_from_json(const json_t *root, config_env_fn env, config_proble
 /* Read and parse `path` (NULL = defaults), then config_from_json. A missing
  * file or invalid JSON is a problem like any other (with line and column). */
 hr_config *config_load(const char *path, config_env_fn env, config_problems *probs);
+
+/* config_load from text in memory (buf[0..len), need not be NUL-terminated);
+ * `name` stands for the file in messages. */
+hr_config *config_load_buffer(const char *buf, size_t len, const char *name, config_env_fn env,
+                              config_problems *probs);
 
 void config_free(hr_config *c);
 

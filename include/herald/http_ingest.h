@@ -2,9 +2,10 @@
  * POST /v1/webhooks/{source} (signature, content type, size, subject and
  * ce-type templates, source permission) and POST /v1/publish/{subject}
  * (JWT or API key, publish permission, raw or CloudEvents bodies).
- * Owns the compiled webhook sources (verifier, templates, permission,
- * metric cells), the per-request state (body buffer, the pending publish)
- * and the ingest publisher. A request waiting for its PubAck is suspended
+ * Owns the webhook sources' metric cells, the per-request state (body
+ * buffer, the pending publish) and the ingest publisher. Each source's
+ * verifier, templates, publish permission and scheme facts are the
+ * hr_config's, compiled by config_load (read-only here). A request waiting for its PubAck is suspended
  * (MHD_suspend_connection) and resumed by the ack, so no worker thread
  * blocks on JetStream.
  * Does not own: routing, framing checks and accounting (http.c), the shape
@@ -22,7 +23,8 @@
 typedef struct http_ingest http_ingest;
 typedef struct hi_req hi_req; /* one request's state; freed by http_ingest_req_free */
 
-/* Compile every webhook source. On failure err holds a one-line reason. */
+/* Set up every (already compiled) webhook source and the publisher. On
+ * failure err holds a one-line reason. */
 hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, size_t errlen);
 
 /* Shutdown step once no new requests arrive: stop publishing, wait up to

@@ -887,7 +887,7 @@ static void test_webhooks_good(void **state)
     for (size_t i = 0; i < c->nwebhooks; i++) {
         w = &c->webhooks[i];
         if (strcmp(w->name, "github") == 0) {
-            assert_string_equal(w->scheme, "github");
+            assert_int_equal(w->scheme, WV_SCHEME_GITHUB);
             assert_int_equal(w->nsecrets, 1);
             assert_string_equal(w->secrets[0], "ghs");
             assert_string_equal(w->subject, "webhooks.github.{header:X-GitHub-Event}");
@@ -898,7 +898,7 @@ static void test_webhooks_good(void **state)
             assert_null(w->publish);
             assert_int_equal(w->tolerance_s, 300);
         } else if (strcmp(w->name, "billing") == 0) {
-            assert_string_equal(w->scheme, "standard-webhooks");
+            assert_int_equal(w->scheme, WV_SCHEME_STANDARD_WEBHOOKS);
             assert_int_equal(w->nsecrets, 2);
             assert_string_equal(w->secrets[0], "whsec_AAAA");
             assert_string_equal(w->secrets[1], "whsec_BBBB");
@@ -906,10 +906,10 @@ static void test_webhooks_good(void **state)
             assert_int_equal(w->delivery, DELIVERY_JETSTREAM);
             assert_string_equal(w->type, "com.example.{json:/type}");
         } else if (strcmp(w->name, "custom_1") == 0) {
-            assert_string_equal(w->scheme, "hmac-sha256");
+            assert_int_equal(w->scheme, WV_SCHEME_HMAC_SHA256);
             assert_string_equal(w->secrets[0], "k");
             assert_string_equal(w->header, "X-Sig");
-            assert_string_equal(w->encoding, "base64");
+            assert_int_equal(w->encoding, WV_ENC_BASE64);
             assert_string_equal(w->prefix, "sha256=");
             assert_int_equal(w->delivery, DELIVERY_CORE);
             assert_non_null(w->publish);
@@ -917,15 +917,15 @@ static void test_webhooks_good(void **state)
             assert_int_equal(w->ncontent_types, 2);
             assert_string_equal(w->content_types[1], "text/plain");
         } else if (strcmp(w->name, "ci-bot") == 0) {
-            assert_string_equal(w->scheme, "bearer");
+            assert_int_equal(w->scheme, WV_SCHEME_BEARER);
             assert_int_equal(w->ntokens, 1);
             assert_string_equal(w->tokens[0], "bearer-a");
             assert_int_equal(w->ntokens_sha256, 1);
             assert_int_equal(w->nsecrets, 0);
         } else if (strcmp(w->name, "slk") == 0) {
-            assert_string_equal(w->scheme, "slack");
+            assert_int_equal(w->scheme, WV_SCHEME_SLACK);
         } else if (strcmp(w->name, "strp") == 0) {
-            assert_string_equal(w->scheme, "stripe");
+            assert_int_equal(w->scheme, WV_SCHEME_STRIPE);
         } else {
             fail_msg("unexpected source %s", w->name);
         }
@@ -935,7 +935,7 @@ static void test_webhooks_good(void **state)
     /* hmac-sha256 encoding defaults to hex. */
     c = ok("{\"webhooks\":{\"h\":{\"verify\":{\"scheme\":\"hmac-sha256\",\"secret\":\"k\","
            "\"header\":\"X-Sig\"},\"subject\":\"a.b\"}}}");
-    assert_string_equal(c->webhooks[0].encoding, "hex");
+    assert_int_equal(c->webhooks[0].encoding, WV_ENC_HEX);
     assert_null(c->webhooks[0].prefix);
     config_free(c);
 }
@@ -1095,6 +1095,187 @@ static void test_webhooks_verify(void **state)
     expect_only("{\"webhooks\":{\"h\":{\"verify\":{\"scheme\":\"hmac-sha256\",\"secret\":\"k\","
                 "\"header\":\"X-Sig\",\"encoding\":\"base32\"},\"subject\":\"a.b\"}}}",
                 "webhooks.h.verify.encoding: must be one of hex, base64");
+}
+
+/* ---- the scheme table drives webhooks.<source>.verify ------------------- */
+
+/* Every key any scheme may take (plus one no scheme takes), with a value of
+ * the right type: whatever the table says a scheme takes is not an
+ * "unknown key" for it, everything else is. */
+static const struct {
+    const char *key, *value;
+} VERIFY_KEYS[] = {
+    {"secret", "\"AAAA\""},
+    {"secret_env", "\"ENV_S\""},
+    {"secrets_env", "[\"ENV_S\"]"},
+    {"tolerance_s", "60"},
+    {"replay_window_s", "60"},
+    {"header", "\"X-Sig\""},
+    {"encoding", "\"hex\""},
+    {"prefix", "\"p=\""},
+    {"tokens_sha256", "[\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]"},
+    {"tokens_env", "[\"ENV_S\"]"},
+    {"bogus", "1"},
+};
+
+static void test_webhooks_scheme_keys(void **state)
+{
+    env_set("ENV_S", "AAAA");
+    for (int sc = 0; sc < WV_SCHEME_COUNT; sc++) {
+        const wv_scheme_info *info = wv_scheme_get((wv_scheme)sc);
+        assert_non_null(info);
+        assert_string_equal(info->name, wv_scheme_name((wv_scheme)sc));
+        /* The table names no key this test (and the contract) does not know. */
+        for (const char *const *k = info->config_keys; *k; k++) {
+            bool known = false;
+            for (size_t i = 0; i < sizeof VERIFY_KEYS / sizeof *VERIFY_KEYS; i++)
+                known |= strcmp(VERIFY_KEYS[i].key, *k) == 0;
+            assert_true(known);
+        }
+        assert_false(wv_scheme_has_key(info, "scheme"));
+        assert_false(wv_scheme_has_key(info, "bogus"));
+        for (size_t i = 0; i < sizeof VERIFY_KEYS / sizeof *VERIFY_KEYS; i++) {
+            char json[512], line[160];
+            snprintf(json, sizeof json,
+                     "{\"webhooks\":{\"s\":{\"subject\":\"a.b\",\"verify\":{\"scheme\":\"%s\","
+                     "\"%s\":%s}}}}",
+                     info->name, VERIFY_KEYS[i].key, VERIFY_KEYS[i].value);
+            snprintf(line, sizeof line, "webhooks.s.verify.%s: unknown key", VERIFY_KEYS[i].key);
+            json_t *j = parse(json);
+            config_problems p = {0};
+            hr_config *c = config_from_json(j, fake_env, &p);
+            json_decref(j);
+            bool takes = wv_scheme_has_key(info, VERIFY_KEYS[i].key);
+            if (takes == has_line(&p, line)) {
+                dump(&p);
+                fail_msg("%s: key %s %s", info->name, VERIFY_KEYS[i].key,
+                         takes ? "refused as unknown" : "not refused");
+            }
+            /* A source with its scheme's required keys set loads. */
+            if (c) {
+                assert_int_equal(c->webhooks[0].scheme, sc);
+                assert_ptr_equal(c->webhooks[0].scheme_info, info);
+                assert_non_null(c->webhooks[0].verifier);
+                assert_int_equal(wv_config_scheme(c->webhooks[0].verifier), sc);
+            }
+            config_free(c);
+            config_problems_free(&p);
+        }
+    }
+    /* Keys that are the scheme's: tolerance_s and replay_window_s are read
+     * only where the table has them. */
+    hr_config *c = ok("{\"webhooks\":{\"s\":{\"subject\":\"a.b\",\"verify\":{\"scheme\":"
+                      "\"stripe\",\"secret\":\"k\",\"tolerance_s\":60,\"replay_window_s\":0}}}}");
+    assert_int_equal(c->webhooks[0].tolerance_s, 60);
+    assert_int_equal(c->webhooks[0].replay_window_s, 0);
+    config_free(c);
+    c = ok("{\"webhooks\":{\"s\":{\"subject\":\"a.b\",\"verify\":{\"scheme\":\"bearer\","
+           "\"tokens_env\":[\"ENV_S\"]}}}}");
+    assert_int_equal(c->webhooks[0].replay_window_s, 0);
+    assert_int_equal(c->webhooks[0].ntokens, 1);
+    config_free(c);
+}
+
+/* What config_load compiles for a source, and which bodies are parsed. */
+static void test_webhooks_compiled(void **state)
+{
+    hr_config *c =
+        ok("{\"webhooks\":{"
+           "\"gh\":{\"verify\":{\"scheme\":\"github\",\"secret\":\"s\"},\"subject\":\"gh.{header:X-"
+           "E}\"},"
+           "\"ghj\":{\"verify\":{\"scheme\":\"github\",\"secret\":\"s\"},\"subject\":\"gh.{json:/"
+           "t}\"},"
+           "\"st\":{\"verify\":{\"scheme\":\"stripe\",\"secret\":\"s\"},\"subject\":\"st.x\"},"
+           "\"st2\":{\"verify\":{\"scheme\":\"stripe\",\"secret\":\"s\"},\"subject\":\"st.x\","
+           "\"id\":\"{header:X-Id}\",\"type\":\"t\"},"
+           "\"st3\":{\"verify\":{\"scheme\":\"stripe\",\"secret\":\"s\"},\"subject\":\"st.x\","
+           "\"id\":\"{header:X-Id}\"},"
+           "\"sl\":{\"verify\":{\"scheme\":\"slack\",\"secret\":\"s\"},\"subject\":\"sl.x\","
+           "\"id\":\"{header:X-Id}\",\"type\":\"t\"},"
+           "\"sw\":{\"verify\":{\"scheme\":\"standard-webhooks\",\"secret\":\"whsec_AAAA\"},"
+           "\"subject\":\"sw.x\",\"type\":\"t\",\"publish\":{\"allow\":[\"sw.>\"],\"deny\":[\"sw."
+           "no\"]}}"
+           "}}");
+    for (size_t i = 0; i < c->nwebhooks; i++) {
+        const hr_webhook_conf *w = &c->webhooks[i];
+        assert_non_null(w->verifier);
+        assert_non_null(w->subject_tmpl);
+        assert_true((w->type != NULL) == (w->type_tmpl != NULL));
+        assert_true((w->id != NULL) == (w->id_tmpl != NULL));
+        bool tmpl = strcmp(w->name, "ghj") == 0;
+        bool parse = tmpl || strcmp(w->name, "st") == 0 || strcmp(w->name, "st3") == 0 ||
+                     strcmp(w->name, "sl") == 0;
+        if (w->templates_read_body != tmpl || w->parse_body != parse)
+            fail_msg("%s: templates_read_body %d parse_body %d", w->name, w->templates_read_body,
+                     w->parse_body);
+        if (strcmp(w->name, "sw") == 0) {
+            assert_non_null(w->publish_perms);
+            assert_true(perms_can_publish(w->publish_perms, S("sw.yes")));
+            assert_false(perms_can_publish(w->publish_perms, S("sw.no")));
+            assert_false(perms_can_publish(w->publish_perms, S("other")));
+        } else {
+            assert_null(w->publish_table);
+            assert_null(w->publish_perms);
+        }
+    }
+    assert_null(c->jwt);
+    config_free(c);
+
+    /* What used to pass --check-config and then fail at startup. */
+    expect_only("{\"webhooks\":{\"gh\":{\"verify\":{\"scheme\":\"github\",\"secret\":\"s\"},"
+                "\"subject\":\"gh.{json:/a{b}\"}}}",
+                "webhooks.gh.subject: '{' inside placeholder {json:/a{b}");
+    expect_only("{\"webhooks\":{\"sw\":{\"verify\":{\"scheme\":\"standard-webhooks\","
+                "\"secret\":\"whsec_not*base64\"},\"subject\":\"a.b\"}}}",
+                "webhooks.sw.verify.secret: not valid base64");
+    env_set("SW_GOOD", "whsec_AAAA");
+    env_set("SW_BAD", "whsec_!!!!");
+    expect_only("{\"webhooks\":{\"sw\":{\"verify\":{\"scheme\":\"standard-webhooks\","
+                "\"secret_env\":\"SW_BAD\"},\"subject\":\"a.b\"}}}",
+                "webhooks.sw.verify.secret_env: not valid base64");
+    expect_only("{\"webhooks\":{\"sw\":{\"verify\":{\"scheme\":\"standard-webhooks\","
+                "\"secrets_env\":[\"SW_GOOD\",\"SW_BAD\"]},\"subject\":\"a.b\"}}}",
+                "webhooks.sw.verify.secrets_env[1]: not valid base64");
+    expect_only("{\"webhooks\":{\"h\":{\"verify\":{\"scheme\":\"hmac-sha256\",\"secret\":\"k\","
+                "\"header\":\"X Sig\"},\"subject\":\"a.b\"}}}",
+                "webhooks.h.verify.header: not a valid header name");
+    expect_only("{\"webhooks\":{\"h\":{\"verify\":{\"scheme\":\"hmac-sha256\",\"secret\":\"k\","
+                "\"header\":\"X-Sig\",\"prefix\":\"a b\"},\"subject\":\"a.b\"}}}",
+                "webhooks.h.verify.prefix: must be printable ASCII without spaces");
+    /* Every source's problems at once, each with its path. */
+    config_problems p =
+        bad("{\"webhooks\":{\"a\":{\"verify\":{\"scheme\":\"standard-webhooks\",\"secret\":\"x\"},"
+            "\"subject\":\"a.{json:/a{b}\",\"type\":\"{hdr:x}\"},"
+            "\"b\":{\"verify\":{\"scheme\":\"standard-webhooks\",\"secret\":\"!\"},"
+            "\"subject\":\"b.c\",\"publish\":{\"allow\":[\"b.{sub\"]}}}}");
+    assert_true(has_line(&p, "webhooks.a.subject: '{' inside placeholder {json:/a{b}"));
+    assert_true(has_line(&p, "webhooks.a.type: unknown placeholder {hdr:x}"));
+    assert_true(has_line(&p, "webhooks.a.verify.secret: not valid base64"));
+    assert_true(has_line(&p, "webhooks.b.verify.secret: not valid base64"));
+    assert_true(has_substr(&p, "webhooks.b.publish.allow[0]: "));
+    config_problems_free(&p);
+}
+
+/* The JWT verifier is compiled at load: a key file that is there but holds
+ * no usable key is a problem at auth.jwt.keys[i]. */
+static void test_jwt_compiled(void **state)
+{
+    hr_config *c = ok("{\"auth\":{\"jwt\":{\"keys\":[{\"alg\":\"ES256\",\"public_key_file\":"
+                      "\"" PEM_EC "\"}]}}}");
+    assert_non_null(c->jwt);
+    config_free(c);
+    expect_substrs("{\"auth\":{\"jwt\":{\"keys\":[{\"alg\":\"RS256\",\"public_key_file\":"
+                   "\"" HERALD_FIXTURES "/jwt/tokens.json\"}]}}}",
+                   "auth.jwt.keys[0]: ", "no PEM public key", NULL);
+    expect_substrs("{\"auth\":{\"jwt\":{\"keys\":[{\"alg\":\"RS256\",\"public_key_file\":"
+                   "\"" HERALD_FIXTURES "/jwt/rsa_a_private.pem\"}]}}}",
+                   "auth.jwt.keys[0]: ", "private key", NULL);
+    expect_substrs("{\"auth\":{\"jwt\":{\"keys\":[{\"alg\":\"RS256\",\"public_key_file\":"
+                   "\"" PEM_EC "\"}]}}}",
+                   "auth.jwt.keys[0]: ", "RS256 needs an RSA public key", NULL);
+    expect_only("{\"auth\":{\"jwt\":{\"keys\":[{\"alg\":\"HS256\",\"secret\":\"a\",\"kid\":\"k\"},"
+                "{\"alg\":\"HS256\",\"secret\":\"b\",\"kid\":\"k\"}]}}}",
+                "auth.jwt.keys[1]: kid \"k\" already used by keys[0]");
 }
 
 /* ---- publish_api, history, limits, log ---------------------------------- */
@@ -1499,6 +1680,9 @@ int main(void)
         cmocka_unit_test_setup(test_webhooks_good, setup),
         cmocka_unit_test_setup(test_webhooks_source_and_subject, setup),
         cmocka_unit_test_setup(test_webhooks_verify, setup),
+        cmocka_unit_test_setup(test_webhooks_scheme_keys, setup),
+        cmocka_unit_test_setup(test_webhooks_compiled, setup),
+        cmocka_unit_test_setup(test_jwt_compiled, setup),
         cmocka_unit_test_setup(test_publish_api, setup),
         cmocka_unit_test_setup(test_history, setup),
         cmocka_unit_test_setup(test_limits, setup),
