@@ -977,7 +977,7 @@ hr_status http_ingest_new(http_ingest **out, const http_deps *deps, char *err, s
     }
     h->cfg = deps->cfg;
     h->bus = deps->bus;
-    h->jwt = deps->jwt;
+    h->jwt = deps->cfg->jwt;
     snprintf(h->retry_after, sizeof h->retry_after, "%d", deps->cfg->http_retry_after_s);
     h->max_buffered = deps->cfg->max_buffered_body_bytes;
     if (!(h->replay = whr_new(WHR_MAX_ENTRIES))) {

@@ -236,12 +236,12 @@ int main(int argc, char **argv)
 
     if (bus_new(&a.bus, cfg, a.metrics) != HR_OK)
         goto out;
-    ws_deps wd = {cfg, a.bus, a.metrics, cfg->jwt};
+    ws_deps wd = {cfg, a.bus, a.metrics};
     if (ws_start(&a.ws, &wd, err, sizeof err) != HR_OK) {
         log_error("cannot start the WebSocket listener", "{s:s}", "error", err);
         goto out;
     }
-    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir, cfg->jwt};
+    http_deps hd = {cfg, a.bus, a.metrics, static_dir, openapi_dir};
     if (http_start(&a.http, &hd, err, sizeof err) != HR_OK) {
         log_error("cannot start the HTTP listener", "{s:s}", "error", err);
         goto out;

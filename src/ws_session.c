@@ -314,9 +314,9 @@ static void send_ready(session *s, const char *id)
 hjwt_result ws_verify_token(const ws_env *w, const char *token, size_t len, hjwt_principal *p)
 {
     memset(p, 0, sizeof *p);
-    if (!w->deps.jwt)
+    if (!w->cfg->jwt)
         return HJWT_BAD_SIGNATURE;
-    return hjwt_verify(w->deps.jwt, token, len, wall_now(), p);
+    return hjwt_verify(w->cfg->jwt, token, len, wall_now(), p);
 }
 /* Install a verified principal (takes its contents). Returns false on OOM. */
 static bool adopt_principal(session *s, hjwt_principal *p)

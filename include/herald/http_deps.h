@@ -8,16 +8,14 @@
 
 #include "herald/bus.h"
 #include "herald/config.h"
-#include "herald/jwt.h"
 #include "herald/metrics.h"
 
 typedef struct {
-    const hr_config *cfg;
+    const hr_config *cfg; /* compiled: sources, permissions, the JWT verifier (cfg->jwt) */
     bus *bus;
     metrics *metrics;
-    const char *static_dir;   /* resolved directory served at / and /static/ */
-    const char *openapi_dir;  /* directory holding openapi.json and asyncapi.json */
-    const hjwt_verifier *jwt; /* publish API bearer tokens; NULL = no JWT keys configured */
+    const char *static_dir;  /* resolved directory served at / and /static/ */
+    const char *openapi_dir; /* directory holding openapi.json and asyncapi.json */
 } http_deps;
 
 #endif

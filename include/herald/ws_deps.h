@@ -8,14 +8,12 @@
 
 #include "herald/bus.h"
 #include "herald/config.h"
-#include "herald/jwt.h"
 #include "herald/metrics.h"
 
 typedef struct {
-    const hr_config *cfg;
+    const hr_config *cfg; /* also the JWT verifier (cfg->jwt; NULL: every token is refused) */
     bus *bus;
     metrics *metrics;
-    const hjwt_verifier *jwt; /* NULL when no key is configured: every token is refused */
 } ws_deps;
 
 #endif
