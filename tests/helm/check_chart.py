@@ -294,6 +294,21 @@ def _():
     assert r.returncode == 2 and "GITHUB_WEBHOOK_SECRET" in r.stderr, (r.returncode, r.stderr)
 
 
+@check("herald --check-config refuses a chart whose webhook source cannot start (issue 15)")
+def _():
+    # Both passed --check-config before issue 15, and herald then failed at startup.
+    objs = render({"config": {"webhooks": {
+        "gh": {"verify": {"scheme": "github", "secret_env": "GITHUB_WEBHOOK_SECRET"},
+               "subject": "webhooks.gh.{json:/a{b}"},
+        "billing": {"verify": {"scheme": "standard-webhooks", "secret_env": "BILLING_SECRET"},
+                    "subject": "webhooks.billing"}}}})
+    r = check_config(herald_json(objs), {"GITHUB_WEBHOOK_SECRET": "s",
+                                         "BILLING_SECRET": "whsec_not*base64"})
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "webhooks.gh.subject: " in r.stderr, r.stderr
+    assert "webhooks.billing.verify.secret_env: not valid base64" in r.stderr, r.stderr
+
+
 @check("secretEnv maps to env valueFrom.secretKeyRef")
 def _():
     e = env(HA)["GITHUB_WEBHOOK_SECRET"]
