@@ -769,13 +769,13 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
      * by its limit, http.request_timeout_s and max_buffered_body_bytes). */
     if (!has_cl)
         return MHD_YES;
-    const wv_config *wv = q->src->conf->verifier;
-    wv_result vr =
-        wv_verify(wv, conn_header, c, (const unsigned char *)"", 0, (int64_t)time(NULL), NULL);
-    if (wv_config_scheme(wv) == WV_SCHEME_BEARER && vr == WV_OK)
+    const hr_webhook_conf *w = q->src->conf;
+    bool headers_only = w->scheme_info->headers_only;
+    wv_result vr = wv_verify(w->verifier, conn_header, c, (const unsigned char *)"", 0,
+                             (int64_t)time(NULL), NULL);
+    if (headers_only && vr == WV_OK)
         q->verified = true;
-    else if (vr == WV_MISSING || vr == WV_MALFORMED ||
-             (wv_config_scheme(wv) == WV_SCHEME_BEARER && vr != WV_ERROR))
+    else if (vr == WV_MISSING || vr == WV_MALFORMED || (headers_only && vr != WV_ERROR))
         return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
     if (has_cl &&
         !reserve(q, (size_t)strtoull(conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), NULL, 10)))

@@ -71,6 +71,8 @@ typedef struct {
     const char *type_prefix;        /* WV_TYPE_HEADER: text before the header's value */
     bool url_verification;          /* Slack's handshake: a verified JSON body with "type":
                                        "url_verification" is answered with its challenge */
+    bool headers_only;              /* nothing is signed: wv_verify's answer does not depend on
+                                       the body (bearer), so it is final before the body */
 } wv_scheme_info;
 
 typedef enum {
