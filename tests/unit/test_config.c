@@ -1504,6 +1504,28 @@ static void test_load_null_path(void **state)
     config_problems_free(&p);
 }
 
+/* config_load_buffer: the same load from memory (fuzzing, tests). */
+static void test_load_buffer(void **state)
+{
+    static const char good[] = "{\"webhooks\":{\"gh\":{\"verify\":{\"scheme\":\"github\","
+                               "\"secret\":\"s\"},\"subject\":\"gh.{header:X-E}\"}}}";
+    config_problems p = {0};
+    hr_config *c = config_load_buffer(good, strlen(good), "mem", fake_env, &p);
+    assert_non_null(c);
+    assert_int_equal(p.n, 0);
+    assert_non_null(c->webhooks[0].verifier);
+    config_free(c);
+    /* Not NUL-terminated: only len bytes are read. */
+    char bad[] = {'{', '"', 'w', 's', '"', ':', '1', '}', '}'};
+    assert_null(config_load_buffer(bad, 8, "mem", fake_env, &p));
+    assert_true(has_line(&p, "ws: must be an object"));
+    config_problems_free(&p);
+    assert_null(config_load_buffer(bad, sizeof bad, "mem", fake_env, &p));
+    assert_int_equal(p.n, 1);
+    assert_non_null(strstr(p.lines[0], "invalid JSON in mem at line 1"));
+    config_problems_free(&p);
+}
+
 static void test_load_invalid_json(void **state)
 {
     char *path = write_temp("{\n  \"ws\": {\n    \"listen\": \"127.0.0.1:0\",\n  }\n}\n");
@@ -1693,6 +1715,7 @@ int main(void)
         cmocka_unit_test_setup(test_load_missing_file, setup),
         cmocka_unit_test_setup(test_load_null_path, setup),
         cmocka_unit_test_setup(test_load_invalid_json, setup),
+        cmocka_unit_test_setup(test_load_buffer, setup),
         cmocka_unit_test_setup(test_load_duplicate_keys, setup),
         cmocka_unit_test_setup(test_load_valid_file, setup),
     };
