@@ -17,6 +17,7 @@ import subprocess
 import pytest
 
 import test_http_framing
+import test_openapi_statuses
 import test_publish_api
 import test_webhook_senders
 import test_webhooks
@@ -92,6 +93,8 @@ def suite_configs():
         pytest.param(test_publish_api.CONFIG, {"PUB_JWT_SECRET": test_publish_api.JWT_SECRET},
                      id="test_publish_api"),
         pytest.param(test_http_framing.CONFIG, {"GH_SECRET": "s3cret"}, id="test_http_framing"),
+        pytest.param(test_openapi_statuses.config(), test_openapi_statuses.ENV,
+                     id="test_openapi_statuses"),
         pytest.param(ws(), wenv, id="wsclient"),
         pytest.param(ws(ws={"auth_cookie": "herald_token", "query_token": True,
                             "allowed_origins": ["https://app.example.com", "null"]}), wenv,
