@@ -1242,6 +1242,15 @@ static void test_webhooks_compiled(void **state)
     expect_only("{\"webhooks\":{\"h\":{\"verify\":{\"scheme\":\"hmac-sha256\",\"secret\":\"k\","
                 "\"header\":\"X-Sig\",\"prefix\":\"a b\"},\"subject\":\"a.b\"}}}",
                 "webhooks.h.verify.prefix: must be printable ASCII without spaces");
+    /* More secrets than a verifier holds: startup used to drop the extra
+     * ones silently; now it is a problem. */
+    env_set("SW_A", "whsec_AAAA");
+    char json[1024] = "{\"webhooks\":{\"sw\":{\"subject\":\"a.b\",\"verify\":{\"scheme\":"
+                      "\"standard-webhooks\",\"secrets_env\":[";
+    for (int i = 0; i <= WV_MAX_SECRETS; i++)
+        strcat(json, i ? ",\"SW_A\"" : "\"SW_A\"");
+    strcat(json, "]}}}}");
+    expect_only(json, "webhooks.sw.verify.secrets_env: at most 16 secrets");
     /* Every source's problems at once, each with its path. */
     config_problems p =
         bad("{\"webhooks\":{\"a\":{\"verify\":{\"scheme\":\"standard-webhooks\",\"secret\":\"x\"},"
