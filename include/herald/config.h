@@ -9,8 +9,9 @@
  * at once. A configuration that loads is one that starts: `--check-config`
  * and startup run this same code, and the listeners use what it compiled
  * instead of compiling again.
- * No other I/O: environment variables are read through a caller-supplied
- * lookup so tests stay deterministic.
+ * I/O: the file itself, the named key and credentials files (PEM public
+ * keys are read and parsed), nothing else; environment variables are read
+ * through a caller-supplied lookup so tests stay deterministic.
  * Ownership and threads: config_load / config_from_json run on main's
  * thread; the hr_config they return owns every compiled object in it and is
  * freed by its creator (main) with config_free after everything using it
