@@ -5,9 +5,9 @@
  * Owns the webhook sources' metric cells, the per-request state (body
  * buffer, the pending publish) and the ingest publisher. Each source's
  * verifier, templates, publish permission and scheme facts are the
- * hr_config's, compiled by config_load (read-only here). A request waiting for its PubAck is suspended
- * (MHD_suspend_connection) and resumed by the ack, so no worker thread
- * blocks on JetStream.
+ * hr_config's, compiled by config_load (read-only here). A request
+ * waiting for its PubAck is suspended (MHD_suspend_connection) and resumed
+ * by the ack, so no worker thread blocks on JetStream.
  * Does not own: routing, framing checks and accounting (http.c), the shape
  * of replies (http_reply). */
 #ifndef HERALD_HTTP_INGEST_H
