@@ -110,7 +110,9 @@ struct hi_req {
     int64_t linger_ms;   /* PH_LINGER: when the 413 was written */
     bool overloaded;     /* no room in limits.max_buffered_body_bytes for this body */
     size_t reserved;     /* bytes of h->buffered this request holds */
-    bool verified;       /* bearer: checked before the body */
+    wv_stream *wvs;      /* the signature check, fed as the body streams (NULL: none) */
+    wv_result early;     /* what the headers alone said (wv_stream_begin), then the answer */
+    bool checked;        /* wvs finished: `early` is the whole answer */
     bool replay_pending; /* replay_key is pending in h->replay: complete or forget it */
     unsigned char replay_key[WHR_KEY_LEN];
     whr_answer first; /* a replay's first answer */
@@ -328,6 +330,7 @@ static bool take_chunk(hi_req *q, const char *data, size_t n)
     }
     memcpy(q->buf + q->len, data, n);
     q->len += n;
+    wv_stream_update(q->wvs, data, n); /* a libcrypto failure is finish's 500 */
     return true;
 }
 
@@ -516,8 +519,7 @@ static void default_type(const hr_webhook_conf *w, struct MHD_Connection *c, con
 static bool replay_key(hi_req *q, const unsigned char *body)
 {
     unsigned char d[WV_SHA256_LEN];
-    if (!q->h->replay ||
-        !wv_signed_digest(q->src->conf->verifier, conn_header, q->conn, body, q->len, d))
+    if (!q->h->replay || !wv_stream_signed_digest(q->wvs, d))
         return false;
     size_t nl = strlen(q->src->conf->name);
     unsigned char buf[128 + WV_SHA256_LEN];
@@ -543,9 +545,11 @@ static enum MHD_Result webhook_final(hi_req *q, int *status)
                        ctype ? "this source does not accept that Content-Type"
                              : "the Content-Type header is missing");
     const unsigned char *body = (const unsigned char *)(q->buf ? q->buf : "");
-    wv_result vr = q->verified ? WV_OK
-                               : wv_verify(w->verifier, conn_header, c, body, q->len,
-                                           (int64_t)time(NULL), NULL);
+    if (q->wvs && !q->checked) {
+        q->early = wv_stream_finish(q->wvs, (int64_t)time(NULL), NULL);
+        q->checked = true;
+    }
+    wv_result vr = q->early;
     if (vr == WV_ERROR) {
         q->phase = PH_ANSWERED;
         *status = 500;
@@ -767,16 +771,13 @@ enum MHD_Result http_ingest_webhook(http_ingest *h, hi_req **st, struct MHD_Conn
      * with a Content-Length: a chunked body's 413 comes first in the
      * contract's check order and can only be known as it streams (bounded
      * by its limit, http.request_timeout_s and max_buffered_body_bytes). */
+    /* The signature check starts now and is fed as the body streams (HMAC
+     * per chunk): nothing is computed over the whole body at the end. */
+    q->early = wv_stream_begin(q->src->conf->verifier, conn_header, c, &q->wvs, NULL);
     if (!has_cl)
         return MHD_YES;
-    const hr_webhook_conf *w = q->src->conf;
-    bool headers_only = w->scheme_info->headers_only;
-    wv_result vr = wv_verify(w->verifier, conn_header, c, (const unsigned char *)"", 0,
-                             (int64_t)time(NULL), NULL);
-    if (headers_only && vr == WV_OK)
-        q->verified = true;
-    else if (vr == WV_MISSING || vr == WV_MALFORMED || (headers_only && vr != WV_ERROR))
-        return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(vr));
+    if (q->early != WV_OK && q->early != WV_ERROR)
+        return problem(q, status, 401, O_BAD_SIGNATURE, "bad-signature", verify_detail(q->early));
     if (has_cl &&
         !reserve(q, (size_t)strtoull(conn_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), NULL, 10)))
         return problem(q, status, 503, O_UNAVAILABLE, "overloaded", OVERLOADED);
@@ -939,6 +940,7 @@ void http_ingest_req_free(hi_req *q)
         return;
     replay_settle(q, NULL); /* ended without an answer (client gone, 500) */
     perms_set_free(q->perms);
+    wv_stream_free(q->wvs);
     free(q->buf);
     unreserve(q);
     free(q);

@@ -494,10 +494,15 @@ wv_result wv_stream_begin(const wv_config *c, wv_header_fn get_header, void *hct
     }
     signed_req s = {0};
     wv_result r = ops->read(c, get_header, hctx, &s, detail);
+    /* A signature list that cannot match whatever the body (no decodable
+     * signature with the scheme's tag) is malformed already. */
+    if (r == WV_OK && match_sigs(&s, NULL, 0, detail) == WV_MALFORMED)
+        r = WV_MALFORMED;
     if (r != WV_OK) {
         free(st);
         return r;
     }
+    *detail = "ok";
     bool ok = keep_headers(st, &s) && (st->content = hc_hash_new()) != NULL;
     for (size_t k = 0; ok && k < c->n_keys; k++)
         ok = (st->macs[k] = hc_hmac_new()) != NULL &&

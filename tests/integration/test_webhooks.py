@@ -343,6 +343,36 @@ def chunked_post(port, path, chunks, headers):
     return out
 
 
+def test_signature_checked_as_the_body_streams(env):
+    """The HMAC is fed chunk by chunk as the body arrives (issue 17): a
+    600 KB body in 1 KB chunks, with and without a Content-Length, is
+    accepted byte-exact when signed and refused when one byte differs."""
+    body = json.dumps({"blob": "x" * 600_000, "n": 1}).encode()
+    bad = body[:-3] + b"2}"
+    chunks = [body[i:i + 1024] for i in range(0, len(body), 1024)]
+    bad_chunks = [bad[i:i + 1024] for i in range(0, len(bad), 1024)]
+    headers = gh_headers(body, "push", "gh-stream-1")
+    st, _, resp = chunked_post(env.herald.http_port, "/v1/webhooks/github", chunks, headers)
+    assert st == 202, resp
+    assert env.nc.stream_messages("WH")[-1].data == body
+    st, _, resp = chunked_post(env.herald.http_port, "/v1/webhooks/github", bad_chunks, headers)
+    assert st == 401, resp
+    # with a Content-Length, sent in small writes
+    c = http.client.HTTPConnection("127.0.0.1", env.herald.http_port, timeout=10 * SLACK)
+    c.putrequest("POST", "/v1/webhooks/github")
+    for k, v in {**gh_headers(body, "push", "gh-stream-2"),
+                 "Content-Length": str(len(body))}.items():
+        c.putheader(k, v)
+    c.endheaders()
+    for ch in chunks:
+        c.send(ch)
+    r = c.getresponse()
+    assert r.status == 202, r.read()
+    r.read()
+    c.close()
+    assert env.nc.stream_messages("WH")[-1].data == body
+
+
 def test_status_codes_and_order(env):
     body = b'{"a":1}'
     assert_problem(env.post("nope", body, gh_headers(body)), 404)
