@@ -553,3 +553,30 @@ def test_overlapping_subscriptions_encode_each_event_once(make_herald, nats):
         attacker.close()
         reader.close()
         overlap.close()
+
+
+def test_never_reading_overlapping_client_is_closed_by_its_ping_timeout(make_herald, nats):
+    """What bounds the attacker above in time: a client that never reads
+    never answers a ping either, so under `drop` it is still closed at its
+    ping timeout (4002), whatever it subscribed to."""
+    h = make_herald(config(ws={"slow_consumer": "drop", "max_queue_bytes": 65536,
+                               "ping_interval_s": 1, "ping_timeout_s": 1}),
+                    env=ENV, nats_url=nats.url)
+    attacker = RawClient(h.ws_port, rcvbuf=4096)
+    try:
+        raw_subscribe(attacker, overlapping_patterns(100))
+        nc = NatsClient(nats.url)
+        try:
+            async def pub():
+                for i in range(500):
+                    await nc.nc.publish(OVERLAP_SUBJECT, json.dumps({"n": i}).encode())
+                await nc.nc.flush()
+            nc.run(pub())
+        finally:
+            nc.close()
+        wait_for(lambda: 'herald_ws_sessions_closed_total{reason="ping_timeout"} 1'
+                 in h.get("/metrics").body.decode(), timeout=10, what="closed at its ping timeout")
+        wait_for(lambda: metric_int(h, "herald_nats_subscriptions") == 0,
+                 what="its interests dropped")
+    finally:
+        attacker.close()
