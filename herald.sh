@@ -4,6 +4,9 @@
 #                      unless NATS_ADDR is set, then herald with examples/dev.json
 #   ./herald.sh test   install what is missing, build (plain, ASan+UBSan, TSan), run
 #                      every suite; exits non-zero on any failure
+#   ./herald.sh fuzz [SECONDS] [TARGET...]
+#                      build the libFuzzer targets (tests/fuzz, clang) and run each
+#                      for SECONDS (default 600); exits non-zero on any crash
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -12,15 +15,18 @@ APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang-format
   libmicrohttpd-dev libwebsockets-dev libnats-dev libjansson-dev libcmocka-dev
   libjwt-dev libssl-dev nats-server python3 python3-venv curl chromium)
 
+# Installed on demand by the commands that need them.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
 log() { printf '\033[1m[herald.sh]\033[0m %s\n' "$*" >&2; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-ensure_packages() {
+ensure_packages() { # [extra packages...]
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -130,7 +136,7 @@ cmd_test() {
   local WS_SUITES=("$ROOT"/tests/integration/test_{ws,ws_threads,scale,resume,invalid_subjects}.py)
   log "format check (clang-format)"
   if ! clang-format --dry-run --Werror "$ROOT"/src/*.c "$ROOT"/src/demo/*.[ch] "$ROOT"/include/herald/*.h \
-       "$ROOT"/tests/unit/*.c; then
+       "$ROOT"/tests/unit/*.c "$ROOT"/tests/fuzz/*.[ch]; then
     log "clang-format: files need formatting"; failed=1
   fi
   log "include graph (no circle between modules)"
@@ -184,9 +190,68 @@ cmd_test() {
   log "all suites passed"
 }
 
+# One libFuzzer run of target $1 for $2 seconds: new units go to a scratch
+# corpus under build-fuzz (kept between runs), the committed corpus is read
+# too, crashers land in $3. Prints one summary line.
+fuzz_one() {
+  local t=$1 secs=$2 crashes=$3 bdir="$ROOT/build-fuzz"
+  local scratch="$bdir/corpus/$t" logf="$bdir/logs/$t.log" dict=() rc=0
+  mkdir -p "$scratch" "$bdir/logs"
+  [ -f "$ROOT/tests/fuzz/$t.dict" ] && dict=(-dict="$ROOT/tests/fuzz/$t.dict")
+  (cd "$ROOT" && nice -n 19 "$bdir/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    -max_len=8192 -print_final_stats=1 -artifact_prefix="$crashes/$t-" "${dict[@]}" \
+    "$scratch" "$ROOT/tests/fuzz/corpus/$t") >"$logf" 2>&1 || rc=$?
+  local execs cov ft added found
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logf" | tail -1)
+  added=$(sed -n 's/^stat::new_units_added: *//p' "$logf" | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$logf" | tail -1 | cut -d' ' -f2)
+  ft=$(grep -o 'ft: [0-9]*' "$logf" | tail -1 | cut -d' ' -f2)
+  found=$(find "$crashes" -maxdepth 1 -name "$t-*" | wc -l)
+  printf '%-16s execs %-11s cov %-6s ft %-6s new units %-6s crashes %s%s\n' "$t" "${execs:-?}" \
+    "${cov:-?}" "${ft:-?}" "${added:-?}" "$found" "$([ "$rc" -ne 0 ] && echo " (exit $rc, see $logf)")"
+  [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]
+}
+
+# HERALD_FUZZ_JOBS targets run at once (default 1).
+cmd_fuzz() {
+  local secs=${1:-600}
+  [ $# -gt 0 ] && shift
+  ensure_packages "${FUZZ_PACKAGES[@]}"
+  local bdir="$ROOT/build-fuzz"
+  log "build (clang, libFuzzer + ASan/UBSan) in $bdir"
+  local targets=("$@")
+  if [ ${#targets[@]} -eq 0 ]; then
+    for f in "$ROOT"/tests/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c | sed 's/^fuzz_//')"); done
+  fi
+  CC=clang cmake -S "$ROOT" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_FUZZ=ON >/dev/null
+  cmake --build "$bdir" --target "${targets[@]/#/fuzz_}"
+  local crashes
+  crashes="$bdir/crashes/$(date -u +%Y%m%dT%H%M%SZ)"
+  mkdir -p "$crashes"
+  log "fuzzing ${targets[*]} for ${secs}s each, ${HERALD_FUZZ_JOBS:-1} at a time"
+  local failed=0 pids=() out="$bdir/logs/summary.$$"
+  mkdir -p "$bdir/logs"
+  : >"$out"
+  for t in "${targets[@]}"; do
+    [ -x "$bdir/fuzz_$t" ] || { log "no fuzz target $t"; failed=1; continue; }
+    while [ "$(jobs -rp | wc -l)" -ge "${HERALD_FUZZ_JOBS:-1}" ]; do wait -n || true; done
+    (fuzz_one "$t" "$secs" "$crashes" >>"$out") &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  sort "$out" >&2
+  rm -f "$out"
+  if [ $failed -ne 0 ]; then
+    log "FAILED: crashers in $crashes (add them to tests/fuzz/corpus/<target>/)"
+    exit 1
+  fi
+  log "no crashes (new corpus units in $bdir/corpus; crashers would be in $crashes)"
+}
+
 case "${1:-}" in
   run) cmd_run ;;
   test) cmd_test ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
   build) ensure_packages; build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ;;
-  *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|build|fuzz [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
