@@ -198,17 +198,20 @@ fuzz_one() {
   local scratch="$bdir/corpus/$t" logf="$bdir/logs/$t.log" dict=() rc=0
   mkdir -p "$scratch" "$bdir/logs"
   [ -f "$ROOT/tests/fuzz/$t.dict" ] && dict=(-dict="$ROOT/tests/fuzz/$t.dict")
+  local start=$SECONDS
   (cd "$ROOT" && nice -n 19 "$bdir/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len=8192 -print_final_stats=1 -artifact_prefix="$crashes/$t-" "${dict[@]}" \
     "$scratch" "$ROOT/tests/fuzz/corpus/$t") >"$logf" 2>&1 || rc=$?
-  local execs cov ft added found
+  local execs cov ft corp added found
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logf" | tail -1)
   added=$(sed -n 's/^stat::new_units_added: *//p' "$logf" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$logf" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$logf" | tail -1 | cut -d' ' -f2)
+  corp=$(grep -o 'corp: [0-9]*' "$logf" | tail -1 | cut -d' ' -f2)
   found=$(find "$crashes" -maxdepth 1 -name "$t-*" | wc -l)
-  printf '%-16s execs %-11s cov %-6s ft %-6s new units %-6s crashes %s%s\n' "$t" "${execs:-?}" \
-    "${cov:-?}" "${ft:-?}" "${added:-?}" "$found" "$([ "$rc" -ne 0 ] && echo " (exit $rc, see $logf)")"
+  printf '%-15s %5ss  execs %-10s cov %-5s ft %-5s corpus %-5s new %-5s crashes %s%s\n' "$t" \
+    "$((SECONDS - start))" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${added:-?}" "$found" \
+    "$([ "$rc" -ne 0 ] && echo " (exit $rc, see $logf)")"
   [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]
 }
 
