@@ -7,7 +7,7 @@
 
 #include "herald/frame.h"
 #include "herald/subject.h"
-#include "herald/webhook_verify.h"
+#include "herald/encoding.h"
 
 #define TIME "2026-12-06T08:00:00.123Z"
 
@@ -80,11 +80,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FZ_CHECK(json_is_string(b));
         size_t bl = json_string_length(b), ol = 0;
-        unsigned char *dec = malloc(wv_base64_decoded_max(bl) + 1);
+        unsigned char *dec = malloc(enc_base64_decoded_max(bl) + 1);
         if (!dec)
             abort();
         FZ_CHECK(
-            wv_base64_decode(json_string_value(b), bl, dec, wv_base64_decoded_max(bl) + 1, &ol));
+            enc_base64_decode(json_string_value(b), bl, dec, enc_base64_decoded_max(bl) + 1, &ol));
         FZ_CHECK(ol == plen && memcmp(dec, payload, plen) == 0);
         free(dec);
     }

@@ -9,6 +9,8 @@
 
 #include <strings.h>
 
+#include "herald/crypto.h"
+#include "herald/encoding.h"
 #include "herald/webhook_verify.h"
 
 #define NOW      1700000000
@@ -57,33 +59,33 @@ static void helpers(fz_in *in)
     unsigned char out[512];
     size_t ol = 0;
     char *c = fz_memdup(s, n);
-    if (n <= 2 * sizeof out && wv_hex_decode(c, n, out, sizeof out, &ol)) {
+    if (n <= 2 * sizeof out && enc_hex_decode(c, n, out, sizeof out, &ol)) {
         FZ_CHECK(n % 2 == 0 && ol == n / 2);
         char enc[2 * sizeof out + 1];
-        wv_hex_encode(out, ol, enc);
+        enc_hex_encode(out, ol, enc);
         for (size_t i = 0; i < n; i++)
             FZ_CHECK(enc[i] == ((c[i] >= 'A' && c[i] <= 'F') ? c[i] - 'A' + 'a' : c[i]));
     }
-    if (wv_base64_decode(c, n, out, sizeof out, &ol)) {
-        FZ_CHECK(ol <= wv_base64_decoded_max(n));
+    if (enc_base64_decode(c, n, out, sizeof out, &ol)) {
+        FZ_CHECK(ol <= enc_base64_decoded_max(n));
         char enc[4 * sizeof out / 3 + 8];
-        size_t el = wv_base64_encode(out, ol, enc);
-        FZ_CHECK(el == wv_base64_encoded_len(ol) && enc[el] == '\0');
+        size_t el = enc_base64_encode(out, ol, enc);
+        FZ_CHECK(el == enc_base64_encoded_len(ol) && enc[el] == '\0');
         unsigned char again[sizeof out];
         size_t al = 0;
-        FZ_CHECK(wv_base64_decode(enc, el, again, sizeof again, &al));
+        FZ_CHECK(enc_base64_decode(enc, el, again, sizeof again, &al));
         FZ_CHECK(al == ol && memcmp(again, out, ol) == 0);
     }
     /* Any bytes survive an encode/decode round trip. */
     {
         size_t m = n < 300 ? n : 300;
         char enc[4 * 300 / 3 + 8];
-        size_t el = wv_base64_encode((const unsigned char *)c, m, enc);
-        FZ_CHECK(wv_base64_decode(enc, el, out, sizeof out, &ol));
+        size_t el = enc_base64_encode((const unsigned char *)c, m, enc);
+        FZ_CHECK(enc_base64_decode(enc, el, out, sizeof out, &ol));
         FZ_CHECK(ol == m && memcmp(out, c, m) == 0);
         char hex[601];
-        wv_hex_encode((const unsigned char *)c, m, hex);
-        FZ_CHECK(wv_hex_decode(hex, 2 * m, out, sizeof out, &ol) && ol == m &&
+        enc_hex_encode((const unsigned char *)c, m, hex);
+        FZ_CHECK(enc_hex_decode(hex, 2 * m, out, sizeof out, &ol) && ol == m &&
                  memcmp(out, c, m) == 0);
     }
     /* Timestamps: digits only, at most 19, value <= INT64_MAX. */
@@ -123,20 +125,20 @@ static void hex_mac(const unsigned char *key, size_t klen, const char *pre, size
     memcpy(msg, pre, plen);
     if (blen)
         memcpy(msg + plen, body, blen);
-    FZ_CHECK(wv_hmac_sha256(key, klen, msg, n, mac));
+    FZ_CHECK(hc_hmac_sha256(key, klen, msg, n, mac));
     free(msg);
-    wv_hex_encode(mac, WV_SHA256_LEN, hex);
+    enc_hex_encode(mac, WV_SHA256_LEN, hex);
 }
 
 static void b64_mac(const unsigned char *key, size_t klen, const char *pre, size_t plen,
                     const unsigned char *body, size_t blen, char *b64)
 {
-    char hex[WV_SHA256_HEX_LEN + 1];
+    char hex[HC_SHA256_HEX_LEN + 1];
     unsigned char mac[WV_SHA256_LEN];
     size_t ml;
     hex_mac(key, klen, pre, plen, body, blen, hex);
-    FZ_CHECK(wv_hex_decode(hex, WV_SHA256_HEX_LEN, mac, sizeof mac, &ml));
-    wv_base64_encode(mac, WV_SHA256_LEN, b64);
+    FZ_CHECK(enc_hex_decode(hex, HC_SHA256_HEX_LEN, mac, sizeof mac, &ml));
+    enc_base64_encode(mac, WV_SHA256_LEN, b64);
 }
 
 /* Add the headers a sender signing `body` with `secret` would send.
@@ -155,7 +157,7 @@ static bool sign(hdrs *h, wv_scheme sch, const wv_bytes *secret, bool base64, co
             k += 6, kl -= 6;
         unsigned char key[256];
         size_t keylen;
-        if (!wv_base64_decode(k, kl, key, sizeof key, &keylen))
+        if (!enc_base64_decode(k, kl, key, sizeof key, &keylen))
             return false;
         int pl = snprintf(pre, sizeof pre, "msg_fz.%s.", ts);
         char b64[64];
@@ -167,14 +169,14 @@ static bool sign(hdrs *h, wv_scheme sch, const wv_bytes *secret, bool base64, co
         return true;
     }
     case WV_SCHEME_GITHUB: {
-        char hex[WV_SHA256_HEX_LEN + 1];
+        char hex[HC_SHA256_HEX_LEN + 1];
         hex_mac(secret->data, secret->len, "", 0, body, blen, hex);
         snprintf(sig, sizeof sig, "sha256=%s", hex);
         add(h, "X-Hub-Signature-256", false, dup_str(sig));
         return true;
     }
     case WV_SCHEME_STRIPE: {
-        char hex[WV_SHA256_HEX_LEN + 1];
+        char hex[HC_SHA256_HEX_LEN + 1];
         int pl = snprintf(pre, sizeof pre, "%s.", ts);
         hex_mac(secret->data, secret->len, pre, (size_t)pl, body, blen, hex);
         snprintf(sig, sizeof sig, "t=%s,v0=abc,v1=%s", ts, hex);
@@ -182,7 +184,7 @@ static bool sign(hdrs *h, wv_scheme sch, const wv_bytes *secret, bool base64, co
         return true;
     }
     case WV_SCHEME_SLACK: {
-        char hex[WV_SHA256_HEX_LEN + 1];
+        char hex[HC_SHA256_HEX_LEN + 1];
         int pl = snprintf(pre, sizeof pre, "v0:%s:", ts);
         hex_mac(secret->data, secret->len, pre, (size_t)pl, body, blen, hex);
         snprintf(sig, sizeof sig, "v0=%s", hex);
@@ -191,7 +193,7 @@ static bool sign(hdrs *h, wv_scheme sch, const wv_bytes *secret, bool base64, co
         return true;
     }
     case WV_SCHEME_HMAC_SHA256: {
-        char mac[WV_SHA256_HEX_LEN + 1];
+        char mac[HC_SHA256_HEX_LEN + 1];
         if (base64)
             b64_mac(secret->data, secret->len, "", 0, body, blen, mac);
         else
@@ -267,8 +269,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         add(&h, fz_strndup(f, (size_t)(colon - f)), true, fz_strndup(v, (size_t)(f + fl - v)));
     }
 
-    char digest_hex[WV_SHA256_HEX_LEN + 1];
-    wv_sha256_hex(secrets[0].data, secrets[0].len, digest_hex);
+    char digest_hex[HC_SHA256_HEX_LEN + 1];
+    hc_sha256_hex(secrets[0].data, secrets[0].len, digest_hex);
     const char *tokens_sha256[1] = {digest_hex};
     wv_params p;
     wv_params_init(&p, sch);
@@ -308,6 +310,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(wv_signed_digest(c, lookup, &h, body_copy, blen, d2));
             FZ_CHECK(memcmp(d1, d2, sizeof d1) == 0);
         }
+        /* Streamed in chunks (sizes from the flags' high bits), the answer and
+         * the signed digest are the one-shot ones. */
+        wv_stream *stm = NULL;
+        wv_result sr = wv_stream_begin(c, lookup, &h, &stm, &detail);
+        if (sr == WV_OK) {
+            FZ_CHECK(stm != NULL);
+            size_t chunk = 1 + (size_t)(flags >> 4) * 5;
+            for (size_t off = 0; off < blen; off += chunk)
+                FZ_CHECK(wv_stream_update(stm, body_copy + off,
+                                          blen - off < chunk ? blen - off : chunk));
+            sr = wv_stream_finish(stm, NOW, &detail);
+            if (sr == WV_OK && sch != WV_SCHEME_BEARER) {
+                unsigned char d1[WV_SHA256_LEN], d2[WV_SHA256_LEN];
+                FZ_CHECK(wv_stream_signed_digest(stm, d1));
+                FZ_CHECK(wv_signed_digest(c, lookup, &h, body_copy, blen, d2));
+                FZ_CHECK(memcmp(d1, d2, sizeof d1) == 0);
+            }
+            wv_stream_free(stm);
+        } else {
+            FZ_CHECK(stm == NULL);
+        }
+        FZ_CHECK(sr == r);
         /* A stale clock only ever turns OK into STALE. */
         wv_result r2 = wv_verify(c, lookup, &h, body_copy, blen, 0, &detail);
         FZ_CHECK(r2 == r || (r == WV_OK && r2 == WV_STALE) || (r == WV_STALE && r2 == WV_OK));

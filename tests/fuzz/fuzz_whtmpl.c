@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "herald/subject.h"
+#include "herald/jsontext.h"
 #include "herald/whtmpl.h"
 
 #define MAX_HDRS 8
@@ -66,14 +67,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body = json_loadb(in.p, in.n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     const char *src = source_ok(source) ? source : "src";
 
-    const json_t *v = json_pointer_get(body, ptr);
+    const json_t *v = jt_pointer_get(body, ptr);
     if (body && ptr[0] == '\0')
         FZ_CHECK(v == body);
-    char scalar[300];
-    int sl = json_scalar_text(v, scalar, sizeof scalar);
-    FZ_CHECK(sl < (int)sizeof scalar);
-    if (sl >= 0)
-        FZ_CHECK((size_t)sl == strlen(scalar));
+    char num[JT_INT_TEXT_MAX];
+    const char *text_out = NULL;
+    size_t text_len = 0;
+    if (jt_scalar_text(v, num, &text_out, &text_len))
+        FZ_CHECK(text_out && (json_is_string(v) || text_len == strlen(text_out)));
+    else
+        FZ_CHECK(!v || json_is_null(v) || json_is_real(v) || json_is_object(v) || json_is_array(v));
 
     whtmpl *t = NULL;
     hr_status st = whtmpl_compile(text, &t);
