@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# herald's two commands:
+# herald's two commands (and fuzz, run on demand):
 #   ./herald.sh run    install what is missing, build, start nats-server (JetStream)
 #                      unless NATS_ADDR is set, then herald with examples/dev.json
 #   ./herald.sh test   install what is missing, build (plain, ASan+UBSan, TSan), run
