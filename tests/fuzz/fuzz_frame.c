@@ -40,6 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     frame *f = frame_event(subject, slen, payload, plen, TIME, seq);
     FZ_CHECK(f != NULL && f->is_event && f->subject_len == slen);
     FZ_CHECK(memcmp(f->subject, subject, slen) == 0 && f->subject[slen] == '\0');
+    /* The raw payload stays reachable, and the frame knows its own message. */
+    FZ_CHECK(f->raw_len == plen && (plen == 0 || memcmp(f->raw, payload, plen) == 0));
+    FZ_CHECK(f->seq == seq);
+    FZ_CHECK(frame_event_is(f, subject, slen, payload, plen, seq));
+    FZ_CHECK(!frame_event_is(f, subject, slen, payload, plen, seq + 1));
+    if (plen)
+        FZ_CHECK(!frame_event_is(f, subject, slen, payload, plen - 1, seq));
     const char *out = (const char *)frame_payload(f);
     FZ_CHECK(out[f->len] == '\0');
 
