@@ -214,6 +214,8 @@ static bool sign(hdrs *h, wv_scheme sch, const wv_bytes *secret, bool base64, co
             return false;
         add(h, "Authorization", false, dup_str(sig));
         return true;
+    default:
+        break;
     }
     return false;
 }
