@@ -420,7 +420,7 @@ static whtmpl *compile_template(ctx_t *c, const char *path, const char *text, bo
 {
     whtmpl *t = NULL;
     char err[320];
-    if (whtmpl_compile_err(text, &t, err, sizeof err) != HR_OK) {
+    if (whtmpl_compile_err(&t, text, err, sizeof err) != HR_OK) {
         problem(c, path, "%s", err);
         return NULL;
     }
@@ -604,10 +604,11 @@ static void compile_jwt(ctx_t *c, hr_config *cfg)
         keys[i].public_key_file = cfg->jwt_keys[i].public_key_file;
     }
     char err[320] = "";
-    cfg->jwt = hjwt_verifier_new(keys, cfg->njwt_keys, cfg->jwt_issuer, cfg->jwt_audience,
-                                 cfg->jwt_roles_claim, cfg->jwt_leeway_s, err, sizeof err);
+    hr_status st =
+        hjwt_verifier_new(&cfg->jwt, keys, cfg->njwt_keys, cfg->jwt_issuer, cfg->jwt_audience,
+                          cfg->jwt_roles_claim, cfg->jwt_leeway_s, err, sizeof err);
     free(keys);
-    if (!cfg->jwt)
+    if (st != HR_OK)
         problem_line(c, "", "auth.jwt", *err ? err : "cannot build the JWT verifier");
 }
 
@@ -710,8 +711,7 @@ static void parse_permissions(ctx_t *c, hr_config *cfg, const json_t *root)
         return;
     struct perms_report_ctx r = {c, "permissions.roles"};
     size_t before = c->probs->n;
-    cfg->perms = perms_table_new(roles, perms_report, &r);
-    if (!cfg->perms && c->probs->n == before)
+    if (perms_table_new(&cfg->perms, roles, perms_report, &r) != HR_OK && c->probs->n == before)
         problem(c, "permissions.roles", "cannot be compiled");
 }
 
@@ -763,7 +763,8 @@ static void compile_publish(ctx_t *c, hr_webhook_conf *w, const char *path)
     json_t *roles = json_pack("{s:{s:O}}", "source", "publish", w->publish);
     struct publish_report_ctx r = {c, path};
     size_t before = c->probs->n;
-    w->publish_table = roles ? perms_table_new(roles, publish_report, &r) : NULL;
+    if (roles)
+        perms_table_new(&w->publish_table, roles, publish_report, &r); /* problems reported */
     json_decref(roles);
     const char *rn[] = {"source"};
     w->publish_perms = w->publish_table ? perms_set_new(w->publish_table, rn, 1, NULL) : NULL;
@@ -799,7 +800,7 @@ static void compile_verifier(ctx_t *c, hr_webhook_conf *w, const char *path, con
     p.tokens = tokens;
     p.n_tokens = w->ntokens;
     char err[256] = "", line[320];
-    hr_status st = wv_config_new(&p, &w->verifier, err, sizeof err);
+    hr_status st = wv_config_new(&w->verifier, &p, err, sizeof err);
     if (st == HR_OK)
         goto out;
     static const char first[] = "verify.secrets_env[0]";

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -763,13 +764,19 @@ static void rp_batch_end(void *ctx, replay *rp, const replay_batch *b)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *const *ctxs)
+hr_status hub_new(hub **out, bus *b, metrics *m, int nshards, const hub_callbacks *cb,
+                  void *const *ctxs, char *err, size_t errlen)
 {
-    if (nshards < 1 || nshards > HUB_MAX_SHARDS)
-        return NULL;
+    *out = NULL;
+    if (nshards < 1 || nshards > HUB_MAX_SHARDS) {
+        snprintf(err, errlen, "shards: %d is outside 1..%d", nshards, HUB_MAX_SHARDS);
+        return HR_ERR_INVALID;
+    }
     hub *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
+    }
     h->bus = b;
     h->cb = *cb;
     h->next_id = 1;
@@ -788,7 +795,8 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
         hub_shard *sh = calloc(1, sizeof *sh);
         if (!sh) {
             hub_free(h);
-            return NULL;
+            snprintf(err, errlen, "out of memory");
+            return HR_ERR_NOMEM;
         }
         sh->h = h;
         sh->idx = i;
@@ -820,13 +828,22 @@ hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *con
     h->m_gaps = metrics_cell0(metrics_counter(
         m, "herald_history_gaps_total", "Resumes whose sequence was no longer stored.", NULL));
     replay_sink sink = {rp_started, rp_event, rp_batch_end, h};
-    h->rpl = replayer_new(b, h->m_consumers, h->m_invalid, &sink);
-    if (!h->rpl || !h->recent || pthread_create(&h->worker, NULL, worker_main, h) != 0) {
+    hr_status st = replayer_new(&h->rpl, b, h->m_consumers, h->m_invalid, &sink, err, errlen);
+    if (st == HR_OK && !h->recent) {
+        st = HR_ERR_NOMEM;
+        snprintf(err, errlen, "out of memory");
+    }
+    if (st == HR_OK && pthread_create(&h->worker, NULL, worker_main, h) != 0) {
+        st = HR_ERR_IO;
+        snprintf(err, errlen, "cannot start the hub's worker thread");
+    }
+    if (st != HR_OK) {
         hub_free(h);
-        return NULL;
+        return st;
     }
     h->worker_started = true;
-    return h;
+    *out = h;
+    return HR_OK;
 }
 
 hub_shard *hub_shard_at(hub *h, int i)

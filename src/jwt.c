@@ -286,30 +286,32 @@ static bool init_key(struct verifier_key *dst, const hjwt_key *src, size_t i, ch
     return true;
 }
 
-hjwt_verifier *hjwt_verifier_new(const hjwt_key *keys, size_t n, const char *issuer,
-                                 const char *audience, const char *roles_claim, int leeway_s,
-                                 char *err, size_t errlen)
+hr_status hjwt_verifier_new(hjwt_verifier **out, const hjwt_key *keys, size_t n, const char *issuer,
+                            const char *audience, const char *roles_claim, int leeway_s, char *err,
+                            size_t errlen)
 {
+    *out = NULL;
     set_err(err, errlen, "%s", "");
     if (keys == NULL || n == 0) {
         set_err(err, errlen, "auth.jwt.keys is empty");
-        return NULL;
+        return HR_ERR_INVALID;
     }
     if (leeway_s < 0 || leeway_s > HJWT_MAX_LEEWAY_S) {
         set_err(err, errlen, "auth.jwt.leeway_s %d is outside 0..%d", leeway_s, HJWT_MAX_LEEWAY_S);
-        return NULL;
+        return HR_ERR_INVALID;
     }
     if ((issuer != NULL && issuer[0] == '\0') || (audience != NULL && audience[0] == '\0')) {
         set_err(err, errlen, "auth.jwt.issuer/audience must not be empty strings");
-        return NULL;
+        return HR_ERR_INVALID;
     }
     if (roles_claim == NULL)
         roles_claim = DEFAULT_ROLES_CLAIM;
     if (roles_claim[0] == '\0') {
         set_err(err, errlen, "auth.jwt.roles_claim is empty");
-        return NULL;
+        return HR_ERR_INVALID;
     }
 
+    hr_status st = HR_ERR_NOMEM;
     hjwt_verifier *v = calloc(1, sizeof *v);
     if (v == NULL || (v->keys = calloc(n, sizeof *v->keys)) == NULL) {
         set_err(err, errlen, "out of memory");
@@ -322,6 +324,7 @@ hjwt_verifier *hjwt_verifier_new(const hjwt_key *keys, size_t n, const char *iss
         set_err(err, errlen, "out of memory");
         goto fail;
     }
+    st = HR_ERR_INVALID;
     if (!split_roles_path(v, roles_claim, err, errlen))
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -336,10 +339,11 @@ hjwt_verifier *hjwt_verifier_new(const hjwt_key *keys, size_t n, const char *iss
             }
         }
     }
-    return v;
+    *out = v;
+    return HR_OK;
 fail:
     hjwt_verifier_free(v);
-    return NULL;
+    return st;
 }
 
 void hjwt_verifier_free(hjwt_verifier *v)

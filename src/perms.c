@@ -319,8 +319,9 @@ static int role_build(builder *b, const char *name, const json_t *obj, role *out
     return 0;
 }
 
-perms_table *perms_table_new(const json_t *roles, perms_report_fn report, void *ctx)
+hr_status perms_table_new(perms_table **out, const json_t *roles, perms_report_fn report, void *ctx)
 {
+    *out = NULL;
     builder b = {report, ctx, 0};
     json_t *owned = NULL;
     perms_table *t = NULL;
@@ -333,7 +334,7 @@ perms_table *perms_table_new(const json_t *roles, perms_report_fn report, void *
     }
     if (!json_is_object(roles)) {
         problem(&b, "", "must be an object");
-        return NULL;
+        return HR_ERR_INVALID;
     }
     t = calloc(1, sizeof *t);
     if (!t)
@@ -356,15 +357,16 @@ perms_table *perms_table_new(const json_t *roles, perms_report_fn report, void *
     json_decref(owned);
     if (b.problems > 0) {
         perms_table_free(t);
-        return NULL;
+        return HR_ERR_INVALID;
     }
-    return t;
+    *out = t;
+    return HR_OK;
 
 nomem:
     json_decref(owned);
     perms_table_free(t);
     problem(&b, "", "out of memory");
-    return NULL;
+    return HR_ERR_NOMEM;
 }
 
 void perms_table_free(perms_table *t)

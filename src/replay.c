@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -260,12 +261,15 @@ static void *replayer_main(void *arg)
     return NULL;
 }
 
-replayer *replayer_new(bus *b, metrics_cell *consumers, metrics_cell *invalid,
-                       const replay_sink *sink)
+hr_status replayer_new(replayer **out, bus *b, metrics_cell *consumers, metrics_cell *invalid,
+                       const replay_sink *sink, char *err, size_t errlen)
 {
+    *out = NULL;
     replayer *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return HR_ERR_NOMEM;
+    }
     r->bus = b;
     r->sink = *sink;
     r->m_consumers = consumers;
@@ -277,14 +281,17 @@ replayer *replayer_new(bus *b, metrics_cell *consumers, metrics_cell *invalid,
     jo.Wait = REQUEST_MS;
     if (natsConnection_JetStream(&r->js, bus_conn(b), &jo) != NATS_OK) {
         replayer_free(r);
-        return NULL;
+        snprintf(err, errlen, "cannot create the replayers' JetStream context");
+        return HR_ERR_NATS;
     }
     for (; r->nthreads < THREADS; r->nthreads++)
         if (pthread_create(&r->threads[r->nthreads], NULL, replayer_main, r) != 0) {
             replayer_free(r);
-            return NULL;
+            snprintf(err, errlen, "cannot start a replayer thread");
+            return HR_ERR_IO;
         }
-    return r;
+    *out = r;
+    return HR_OK;
 }
 
 void replayer_free(replayer *r)

@@ -732,7 +732,7 @@ fail:
     return st;
 }
 
-hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t errsz)
+hr_status wv_config_new(wv_config **out, const wv_params *p, char *err, size_t errsz)
 {
     hr_status st = HR_OK;
     wv_config *c = NULL;

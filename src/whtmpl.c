@@ -65,7 +65,7 @@ static bool header_name_ok(const char *s, size_t n)
         st = HR_ERR_INVALID;                                                                       \
     } while (0)
 
-hr_status whtmpl_compile_err(const char *text, whtmpl **out, char *err, size_t errsz)
+hr_status whtmpl_compile_err(whtmpl **out, const char *text, char *err, size_t errsz)
 {
     *out = NULL;
     if (err && errsz)
@@ -129,9 +129,9 @@ hr_status whtmpl_compile_err(const char *text, whtmpl **out, char *err, size_t e
     return HR_OK;
 }
 
-hr_status whtmpl_compile(const char *text, whtmpl **out)
+hr_status whtmpl_compile(whtmpl **out, const char *text)
 {
-    return whtmpl_compile_err(text, out, NULL, 0);
+    return whtmpl_compile_err(out, text, NULL, 0);
 }
 
 bool whtmpl_subject_shaped(const whtmpl *t)

@@ -779,10 +779,10 @@ hr_status ws_start(ws_server **out, const ws_deps *deps, char *err, size_t errle
                         session_on_sub_ready,
                         session_on_synced,
                         session_on_room};
-    w->hub = hub_new(deps->bus, m, n, &cb, ctxs);
-    st = HR_ERR_NOMEM;
-    if (!w->hub) {
-        snprintf(err, errlen, "cannot start the hub");
+    char herr[160] = "";
+    st = hub_new(&w->hub, deps->bus, m, n, &cb, ctxs, herr, sizeof herr);
+    if (st != HR_OK) {
+        snprintf(err, errlen, "cannot start the hub: %s", herr);
         goto fail;
     }
     for (int i = 0; i < n; i++)

@@ -57,6 +57,7 @@
 #include "herald/bus.h"
 #include "herald/frame.h"
 #include "herald/metrics.h"
+#include "herald/status.h"
 
 #define HUB_MAX_SHARDS 64
 
@@ -92,8 +93,10 @@ typedef struct {
     size_t (*room)(void *ctx, hub_sub *s);
 } hub_callbacks;
 
-/* `nshards` (1..HUB_MAX_SHARDS) shards; ctxs[i] is shard i's callback ctx. */
-hub *hub_new(bus *b, metrics *m, int nshards, const hub_callbacks *cb, void *const *ctxs);
+/* `nshards` (1..HUB_MAX_SHARDS) shards; ctxs[i] is shard i's callback ctx.
+ * lifecycle.h's convention: *out only on HR_OK, err says why otherwise. */
+hr_status hub_new(hub **out, bus *b, metrics *m, int nshards, const hub_callbacks *cb,
+                  void *const *ctxs, char *err, size_t errlen);
 hub_shard *hub_shard_at(hub *h, int i);
 
 /* A subscribe's `since`: a sequence, or the last message per subject. */

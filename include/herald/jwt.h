@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "herald/status.h"
+
 #define HJWT_MAX_TOKEN_BYTES 8192 /* longer tokens are refused before decoding */
 #define HJWT_MAX_LEEWAY_S    300
 #define HJWT_RSA_MIN_BITS    2048
@@ -77,11 +79,12 @@ typedef struct {
  * RS256 keys must be RSA >= 2048 bits, ES256 keys EC P-256; files holding a
  * private key or only a certificate are refused. HS256 secrets must be
  * non-empty.
- * Returns NULL on error with a message in err (if err != NULL and errlen > 0).
- * The caller frees the result with hjwt_verifier_free(). */
-hjwt_verifier *hjwt_verifier_new(const hjwt_key *keys, size_t n, const char *issuer,
-                                 const char *audience, const char *roles_claim, int leeway_s,
-                                 char *err, size_t errlen);
+ * On failure *out is NULL and err (if non-NULL with errlen > 0) says why:
+ * HR_ERR_INVALID for a bad key or setting, HR_ERR_NOMEM. The caller frees
+ * *out with hjwt_verifier_free(). */
+hr_status hjwt_verifier_new(hjwt_verifier **out, const hjwt_key *keys, size_t n, const char *issuer,
+                            const char *audience, const char *roles_claim, int leeway_s, char *err,
+                            size_t errlen);
 
 void hjwt_verifier_free(hjwt_verifier *v); /* NULL is a no-op */
 

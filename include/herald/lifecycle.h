@@ -16,12 +16,21 @@
  *   void X_free(X *x)
  *       Releases memory; NULL is a no-op; never waits for work (an object
  *       still running is stopped with an expired deadline first).
+ *   X *X_new(<inputs…>)
+ *       Only for constructors whose one way to fail is running out of
+ *       memory (small data structures: frame_new, evcache_new, rl_new,
+ *       whr_new, metrics_new, ws_limits_new, perms_set_new, hc_*_new):
+ *       the object or NULL, nothing more to say.
  *   Errors are hr_status (status.h); module-specific result enums
  *   (wv_result, hjwt_result, whtmpl_result…) are for pure checks whose
- *   outcomes are not failures of herald's.
+ *   outcomes are not failures of herald's. Compilers of configuration
+ *   that report every problem at once take a report callback or problem
+ *   list instead of err (config_load, perms_table_new).
  * Applied: http (http_start / http_stop / http_free), ws (ws_start /
  * ws_stop / ws_free), bus (bus_new; bus_free(b, deadline_ms) both drains
- * and frees, since nats.c's shutdown is one step).
+ * and frees, since nats.c's shutdown is one step), hub_new, replayer_new,
+ * http_ingest_new, http_guard_new, ingest_new, hjwt_verifier_new,
+ * wv_config_new, whtmpl_compile(_err), perms_table_new.
  *
  * Shutdown: main computes one deadline from shutdown_timeout_s and each
  * step gets an absolute deadline derived from it (never a relative

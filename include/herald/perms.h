@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "herald/status.h"
+
 /* Compiled "permissions.roles". Created by perms_table_new, freed by its
  * creator with perms_table_free (after every perms_set built from it). */
 typedef struct perms_table perms_table;
@@ -32,9 +34,10 @@ typedef void (*perms_report_fn)(void *ctx, const char *path, const char *msg);
  * publish:{allow,deny}}}. NULL `roles` gives the contract default
  * ({"anonymous":{"subscribe":{"allow":["public.>"]}}}). Every problem is
  * reported (unknown keys, bad role names, invalid patterns, unknown
- * placeholders); returns NULL if there was any, or on allocation failure.
- * `report` may be NULL. The table copies what it needs: `roles` stays the
- * caller's.
+ * placeholders) through `report` (may be NULL): HR_ERR_INVALID if there
+ * was any, HR_ERR_NOMEM on allocation failure (*out is then NULL; the
+ * problems are this constructor's err, lifecycle.h). The table copies what
+ * it needs: `roles` stays the caller's.
  *
  * Templates: "{sub}" and "{claim:NAME}" (NAME a dotted path into nested
  * objects, "{claim:org.id}"; "{sub}" is "{claim:sub}"). A placeholder may be a
@@ -43,7 +46,8 @@ typedef void (*perms_report_fn)(void *ctx, const char *path, const char *msg);
  * character; a placeholder value never holds '.', '*', '>' or whitespace, so
  * it cannot add a token or a wildcard. '{' always opens a placeholder and a
  * stray '}' is a problem, so patterns cannot contain literal braces. */
-perms_table *perms_table_new(const json_t *roles, perms_report_fn report, void *ctx);
+hr_status perms_table_new(perms_table **out, const json_t *roles, perms_report_fn report,
+                          void *ctx);
 void perms_table_free(perms_table *t);
 
 bool perms_table_has_role(const perms_table *t, const char *name);

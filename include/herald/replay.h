@@ -23,6 +23,7 @@
 #include "herald/bus.h"
 #include "herald/frame.h"
 #include "herald/metrics.h"
+#include "herald/status.h"
 
 typedef struct replayer replayer;
 /* One replay. Refcounted: the owner holds one reference from replay_start
@@ -52,11 +53,12 @@ typedef struct {
     void *ctx;
 } replay_sink;
 
-/* NULL on OOM or if the thread cannot start. */
-/* `consumers`: a gauge counting live pull consumers; `invalid`: a counter
- * of stored messages skipped for an invalid subject (both may be NULL). */
-replayer *replayer_new(bus *b, metrics_cell *consumers, metrics_cell *invalid,
-                       const replay_sink *sink);
+/* Start the replayer threads (lifecycle.h's convention: *out only on HR_OK,
+ * err says why otherwise). `consumers`: a gauge counting live pull
+ * consumers; `invalid`: a counter of stored messages skipped for an
+ * invalid subject (both may be NULL). */
+hr_status replayer_new(replayer **out, bus *b, metrics_cell *consumers, metrics_cell *invalid,
+                       const replay_sink *sink, char *err, size_t errlen);
 /* Stop the thread, delete every consumer, free (before bus_free). NULL ok. */
 void replayer_free(replayer *r);
 

@@ -148,7 +148,7 @@ bool wv_scheme_reads_body(const wv_scheme_info *info, bool has_id_template, bool
  * NUL-terminated message naming the config key and list index, e.g.
  * "verify.secrets_env[1]: not valid base64" (index i is p->secrets[i]; a
  * single secret_env is index 0). HR_ERR_NOMEM on allocation failure. */
-hr_status wv_config_new(const wv_params *p, wv_config **out, char *err, size_t errsz);
+hr_status wv_config_new(wv_config **out, const wv_params *p, char *err, size_t errsz);
 
 /* Wipe and free. NULL is a no-op. */
 void wv_config_free(wv_config *c);

@@ -42,10 +42,10 @@ typedef enum {
  * "unbalanced '}'", "'{' inside placeholder {json:/a{b}", "placeholder too
  * long", "out of memory". This is the one template parser: the
  * configuration (config.c) compiles with it and keeps the result. */
-hr_status whtmpl_compile_err(const char *text, whtmpl **out, char *err, size_t errsz);
+hr_status whtmpl_compile_err(whtmpl **out, const char *text, char *err, size_t errsz);
 
 /* whtmpl_compile_err without the message. */
-hr_status whtmpl_compile(const char *text, whtmpl **out);
+hr_status whtmpl_compile(whtmpl **out, const char *text);
 
 /* Can t be a subject template: is the text with every placeholder replaced
  * by one plain character a valid subject (no wildcard, no empty token)?

@@ -21,8 +21,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         {.alg = "ES256", .kid = "ec", .public_key_file = HERALD_FIXTURES "/jwt/ec_p256_public.pem"},
     };
     char err[256];
-    strict = hjwt_verifier_new(keys, 3, "https://issuer.test", "herald", NULL, 5, err, sizeof err);
-    loose = hjwt_verifier_new(keys, 1, NULL, NULL, "realm_access.roles", 0, err, sizeof err);
+    hjwt_verifier_new(&strict, keys, 3, "https://issuer.test", "herald", NULL, 5, err, sizeof err);
+    hjwt_verifier_new(&loose, keys, 1, NULL, NULL, "realm_access.roles", 0, err, sizeof err);
     if (!strict || !loose) {
         fprintf(stderr, "hjwt_verifier_new: %s\n", err);
         abort();

@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     int problems = 0;
-    perms_table *t = perms_table_new(roles, report, &problems);
+    perms_table *t = NULL;
+    perms_table_new(&t, roles, report, &problems);
     FZ_CHECK((t == NULL) == (problems > 0));
     if (t) {
         for (size_t i = 0; i < nrole; i++)

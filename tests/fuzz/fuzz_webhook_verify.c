@@ -293,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wv_config *c = NULL;
     char err[200];
-    hr_status st = wv_config_new(&p, &c, err, sizeof err);
+    hr_status st = wv_config_new(&c, &p, err, sizeof err);
     if (st == HR_OK) {
         FZ_CHECK(wv_config_scheme(c) == sch);
         const char *detail = NULL;

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(!v || json_is_null(v) || json_is_real(v) || json_is_object(v) || json_is_array(v));
 
     whtmpl *t = NULL;
-    hr_status st = whtmpl_compile(text, &t);
+    hr_status st = whtmpl_compile(&t, text);
     if (st == HR_OK) {
         char out[SUBJECT_MAX_BYTES + 1], raw[SUBJECT_MAX_BYTES + 1], pat[SUBJECT_MAX_BYTES + 1];
         size_t outlen = 0, rawlen = 0;

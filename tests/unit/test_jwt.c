@@ -49,7 +49,8 @@ static hjwt_verifier *make(const hjwt_key *keys, size_t n, const char *iss, cons
                            const char *roles_claim, int leeway)
 {
     char err[256];
-    hjwt_verifier *v = hjwt_verifier_new(keys, n, iss, aud, roles_claim, leeway, err, sizeof err);
+    hjwt_verifier *v = NULL;
+    hjwt_verifier_new(&v, keys, n, iss, aud, roles_claim, leeway, err, sizeof err);
     if (v == NULL)
         fail_msg("hjwt_verifier_new: %s", err);
     return v;
@@ -403,7 +404,9 @@ static void expect_refused(const hjwt_key *k, size_t n, const char *iss, const c
                            const char *roles, int leeway, const char *needle)
 {
     char err[256] = "";
-    hjwt_verifier *v = hjwt_verifier_new(k, n, iss, aud, roles, leeway, err, sizeof err);
+    hjwt_verifier *v = NULL;
+    hr_status st = hjwt_verifier_new(&v, k, n, iss, aud, roles, leeway, err, sizeof err);
+    assert_true((st == HR_OK) == (v != NULL));
     if (v != NULL) {
         hjwt_verifier_free(v);
         fail_msg("accepted, expected refusal containing \"%s\"", needle);
@@ -464,7 +467,10 @@ static void test_construction_refusals(void **state)
     expect_refused(&emptykid, 1, NULL, NULL, NULL, 5, "empty kid");
 
     /* no err buffer: still refuses, without writing */
-    assert_null(hjwt_verifier_new(&empty, 1, NULL, NULL, NULL, 5, NULL, 0));
+    hjwt_verifier *none = (hjwt_verifier *)1;
+    assert_int_equal(hjwt_verifier_new(&none, &empty, 1, NULL, NULL, NULL, 5, NULL, 0),
+                     HR_ERR_INVALID);
+    assert_null(none);
     hjwt_verifier_free(NULL);
 }
 

@@ -60,7 +60,8 @@ static perms_table *table(const char *text)
 {
     reports r = {0};
     json_t *j = parse(text);
-    perms_table *t = perms_table_new(j, collect, &r);
+    perms_table *t = NULL;
+    perms_table_new(&t, j, collect, &r);
     json_decref(j);
     if (!t || r.n) {
         dump_reports(&r);
@@ -74,7 +75,8 @@ static void table_bad(const char *text, reports *r)
 {
     memset(r, 0, sizeof *r);
     json_t *j = parse(text);
-    perms_table *t = perms_table_new(j, collect, r);
+    perms_table *t = NULL;
+    perms_table_new(&t, j, collect, r);
     json_decref(j);
     assert_null(t);
     assert_true(r->n > 0);
@@ -631,7 +633,8 @@ static void test_default_table(void **state)
 {
     (void)state;
     reports r = {0};
-    perms_table *t = perms_table_new(NULL, collect, &r);
+    perms_table *t = NULL;
+    perms_table_new(&t, NULL, collect, &r);
     assert_non_null(t);
     assert_int_equal(r.n, 0);
     assert_true(perms_table_has_role(t, "anonymous"));
@@ -657,9 +660,11 @@ static void test_default_table(void **state)
 
     /* no report callback */
     json_t *j = parse("{\"x\": 1}");
-    assert_null(perms_table_new(j, NULL, NULL));
+    perms_table *none = NULL;
+    assert_int_equal(perms_table_new(&none, j, NULL, NULL), HR_ERR_INVALID);
+    assert_null(none);
     json_decref(j);
-    t = perms_table_new(NULL, NULL, NULL);
+    assert_int_equal(perms_table_new(&t, NULL, NULL, NULL), HR_OK);
     assert_non_null(t);
     perms_table_free(t);
 }
@@ -773,7 +778,8 @@ static void test_config_problem_single(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         reports r = {0};
         json_t *j = parse(cases[i].json);
-        perms_table *t = perms_table_new(j, collect, &r);
+        perms_table *t = NULL;
+        perms_table_new(&t, j, collect, &r);
         json_decref(j);
         if (cases[i].report == NULL) {
             if (!t || r.n) {

@@ -71,7 +71,7 @@ static wv_config *make(wv_params *p)
 {
     wv_config *c = NULL;
     char err[160];
-    hr_status st = wv_config_new(p, &c, err, sizeof err);
+    hr_status st = wv_config_new(&c, p, err, sizeof err);
     if (st != HR_OK)
         fail_msg("wv_config_new: %s", err);
     return c;
@@ -153,7 +153,7 @@ static void expect_config_error(const wv_params *p, const char *msg)
 {
     wv_config *c = (wv_config *)1;
     char err[160];
-    assert_int_equal(wv_config_new(p, &c, err, sizeof err), HR_ERR_INVALID);
+    assert_int_equal(wv_config_new(&c, p, err, sizeof err), HR_ERR_INVALID);
     assert_null(c);
     assert_string_equal(err, msg);
 }
@@ -743,7 +743,7 @@ static void test_config_errors(void **state)
 
     /* NULL error buffer is allowed. */
     wv_config *out = NULL;
-    assert_int_equal(wv_config_new(&p, &out, NULL, 0), HR_ERR_INVALID);
+    assert_int_equal(wv_config_new(&out, &p, NULL, 0), HR_ERR_INVALID);
     assert_null(out);
     wv_config_free(NULL);
 }

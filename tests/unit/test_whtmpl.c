@@ -26,7 +26,7 @@ static whtmpl_result render(const char *tmpl, const char *const *kv, const char 
                             size_t cap)
 {
     whtmpl *t = NULL;
-    assert_int_equal(whtmpl_compile(tmpl, &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, tmpl), HR_OK);
     json_t *doc = body ? json_loads(body, JSON_DECODE_ANY, NULL) : NULL;
     if (body)
         assert_non_null(doc);
@@ -52,21 +52,21 @@ static void test_compile(void **state)
                         ""};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         whtmpl *t = NULL;
-        assert_int_equal(whtmpl_compile(ok[i], &t), HR_OK);
+        assert_int_equal(whtmpl_compile(&t, ok[i]), HR_OK);
         whtmpl_free(t);
     }
     const char *bad[] = {"w.{hdr:X}", "w.{header:}", "w.{json:type}",  "w.{source",
                          "w.}",       "w.{+source}", "w.{header:a b}", "{}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         whtmpl *t = (whtmpl *)1;
-        assert_int_equal(whtmpl_compile(bad[i], &t), HR_ERR_INVALID);
+        assert_int_equal(whtmpl_compile(&t, bad[i]), HR_ERR_INVALID);
         assert_null(t);
     }
     whtmpl *t;
-    assert_int_equal(whtmpl_compile("a.{json:/x}", &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, "a.{json:/x}"), HR_OK);
     assert_true(whtmpl_needs_json(t));
     whtmpl_free(t);
-    assert_int_equal(whtmpl_compile("a.{header:X}.{source}", &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, "a.{header:X}.{source}"), HR_OK);
     assert_false(whtmpl_needs_json(t));
     whtmpl_free(t);
     assert_false(whtmpl_needs_json(NULL));
@@ -91,7 +91,7 @@ static void test_compile_err(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         whtmpl *t = (whtmpl *)1;
         char err[128] = "x";
-        assert_int_equal(whtmpl_compile_err(cases[i].text, &t, err, sizeof err), HR_ERR_INVALID);
+        assert_int_equal(whtmpl_compile_err(&t, cases[i].text, err, sizeof err), HR_ERR_INVALID);
         assert_null(t);
         assert_string_equal(err, cases[i].msg);
     }
@@ -100,22 +100,22 @@ static void test_compile_err(void **state)
     strcpy(long_ph + 258, "}");
     whtmpl *t = NULL;
     char err[128];
-    assert_int_equal(whtmpl_compile_err(long_ph, &t, err, sizeof err), HR_ERR_INVALID);
+    assert_int_equal(whtmpl_compile_err(&t, long_ph, err, sizeof err), HR_ERR_INVALID);
     assert_string_equal(err, "placeholder too long");
-    assert_int_equal(whtmpl_compile_err("ok.{source}", &t, err, sizeof err), HR_OK);
+    assert_int_equal(whtmpl_compile_err(&t, "ok.{source}", err, sizeof err), HR_OK);
     assert_string_equal(err, "");
     assert_true(whtmpl_subject_shaped(t));
     whtmpl_free(t);
 
     const char *shaped[] = {"a.b", "w.{source}", "w.pre-{json:/x}", "{+json:/t}.x"};
     for (size_t i = 0; i < sizeof shaped / sizeof *shaped; i++) {
-        assert_int_equal(whtmpl_compile(shaped[i], &t), HR_OK);
+        assert_int_equal(whtmpl_compile(&t, shaped[i]), HR_OK);
         assert_true(whtmpl_subject_shaped(t));
         whtmpl_free(t);
     }
     const char *unshaped[] = {"w..x", "w.*", "w.>", "", "w.{source}."};
     for (size_t i = 0; i < sizeof unshaped / sizeof *unshaped; i++) {
-        assert_int_equal(whtmpl_compile(unshaped[i], &t), HR_OK);
+        assert_int_equal(whtmpl_compile(&t, unshaped[i]), HR_OK);
         assert_false(whtmpl_subject_shaped(t));
         whtmpl_free(t);
     }
@@ -191,7 +191,7 @@ static void test_render_raw(void **state)
 {
     (void)state;
     whtmpl *t = NULL;
-    assert_int_equal(whtmpl_compile("{header:X-Shopify-Webhook-Id}", &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, "{header:X-Shopify-Webhook-Id}"), HR_OK);
     const char *kv[] = {"x-shopify-webhook-id", "b54557e4.bdd9*>", NULL};
     char out[64];
     size_t n = 0;
@@ -206,7 +206,7 @@ static void test_render_raw(void **state)
                      WHT_UNRESOLVED);
     assert_int_equal(whtmpl_render_raw(t, "s", hdr, (void *)kv, NULL, out, 4, &n), WHT_TOO_LONG);
     whtmpl_free(t);
-    assert_int_equal(whtmpl_compile("{json:/event_id}", &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, "{json:/event_id}"), HR_OK);
     json_t *doc = json_loads("{\"event_id\":\"Ev0A.1\",\"n\":{}}", 0, NULL);
     assert_int_equal(whtmpl_render_raw(t, "s", hdr, NULL, doc, out, sizeof out, &n), WHT_OK);
     assert_string_equal(out, "Ev0A.1");
@@ -221,7 +221,7 @@ static void test_render_raw(void **state)
 static void pattern_is(const char *tmpl, const char *want)
 {
     whtmpl *t = NULL;
-    assert_int_equal(whtmpl_compile(tmpl, &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, tmpl), HR_OK);
     char out[256];
     bool ok = whtmpl_pattern(t, "billing", out, sizeof out);
     if (want) {
@@ -246,7 +246,7 @@ static void test_pattern(void **state)
     pattern_is("{source}", "billing");
     /* too long for the output */
     whtmpl *t = NULL;
-    assert_int_equal(whtmpl_compile("aaaa.bbbb.{header:H}", &t), HR_OK);
+    assert_int_equal(whtmpl_compile(&t, "aaaa.bbbb.{header:H}"), HR_OK);
     char small[8];
     assert_false(whtmpl_pattern(t, "s", small, sizeof small));
     whtmpl_free(t);
